@@ -1,0 +1,31 @@
+# Two commands a user needs: `make run` (train NAF on the default task) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export MUJOCO_GL ?= osmesa
+
+.PHONY: run test lint bench install clean
+
+$(BIN)/nafrl: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/nafrl
+
+run: $(BIN)/nafrl
+	$(BIN)/nafrl train --algo naf --env InvertedPendulum-v5 --steps 15000 --progress-bar
+
+test: $(BIN)/nafrl
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(BIN)/nafrl
+	$(BIN)/ruff check nafrl tests bench
+
+bench: $(BIN)/nafrl
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,17 @@
+"""nafrl: continuous deep Q-learning with Normalized Advantage Functions (NAF) and
+model-based acceleration, after Gu, Lillicrap, Sutskever & Levine (2016).
+
+    >>> import nafrl
+    >>> model = nafrl.NAF("InvertedPendulum-v5", seed=0)
+    >>> model.learn(10_000, progress_bar=True)
+    >>> action, _ = model.predict(obs, deterministic=True)
+
+Importing the package registers the paper's tasks under the ``nafrl/`` Gymnasium
+namespace (``nafrl/Cartpole-v0``, ``nafrl/Reacher-v0``, ...).
+"""
+
+from nafrl import envs as envs  # registers the nafrl/ task ids
+from nafrl.api import DDPG, NAF
+
+__all__ = ["NAF", "DDPG", "envs"]
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""What NAF and DDPG share: the agent interface, Adam, soft target updates, and the fused
+jitted step that does Algorithm 1's I updates and selects the next action in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nafrl.config import Config
+from nafrl.exploration import sample_noise
+from nafrl.types import Batch, TrainState
+
+
+class Agent(NamedTuple):
+    """An agent's pure functions.
+
+    - ``init(key) -> TrainState``
+    - ``policy(state, obs (B, dx)) -> (mu (B, du), L (B, du, du) or None)``, deterministic
+    - ``value(state, obs (B, dx)) -> (B,)``: V(x) for NAF, Q(x, pi(x)) for DDPG
+    - ``update(state, batch) -> (state, metrics)``: one minibatch update plus soft target update
+    """
+
+    name: str
+    init: Callable[[jax.Array], TrainState]
+    policy: Callable[[TrainState, jax.Array], tuple[jax.Array, jax.Array | None]]
+    value: Callable[[TrainState, jax.Array], jax.Array]
+    update: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
+    has_precision: bool = False
+
+
+def make_agent(algo: str, config: Config, obs_dim: int, act_dim: int) -> Agent:
+    """``algo`` is 'naf' or 'ddpg'."""
+    from nafrl.agents import ddpg, naf
+
+    makers = {"naf": naf.make, "ddpg": ddpg.make}
+    if algo not in makers:
+        raise ValueError(f"unknown algorithm {algo!r}; accepted: naf, ddpg")
+    return makers[algo](config, obs_dim, act_dim)
+
+
+def make_optimizer(learning_rate: float, grad_clip_norm: float) -> optax.GradientTransformation:
+    adam = optax.adam(learning_rate)
+    if grad_clip_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(grad_clip_norm), adam)
+    return adam
+
+
+def soft_update(target: Any, online: Any, tau: float) -> Any:
+    """theta' <- tau theta + (1 - tau) theta' (Algorithm 1, last line)."""
+    return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+class StepOutput(NamedTuple):
+    state: TrainState
+    noise: jax.Array  # the exploration process state (du,)
+    action: jax.Array  # clipped mu(x) + noise, (du,)
+    metrics: dict[str, jax.Array]  # means over the I updates (NaN when none were done)
+
+
+def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
+    """One environment step's learning and acting, jitted as one call.
+
+    ``train_step(state, noise, batches, obs, key, do_update, noise_kind)``: if ``do_update``,
+    scan ``agent.update`` over the I minibatches ``batches`` (leading axis I); then select
+    u = clip(mu(obs) + N_t, -1, 1) with the *updated* parameters. Doing step t-1's updates and
+    step t's action selection in one call keeps Algorithm 1's order and halves the dispatches.
+    ``do_update`` and ``noise_kind`` are static.
+    """
+
+    def train_step(
+        state: TrainState,
+        noise: jax.Array,
+        batches: Batch,
+        obs: jax.Array,
+        key: jax.Array,
+        do_update: bool,
+        noise_kind: str,
+    ) -> StepOutput:
+        if do_update:
+            state, metrics = jax.lax.scan(agent.update, state, batches)
+            metrics = jax.tree.map(jnp.mean, metrics)
+        else:
+            metrics = {"q_loss": jnp.float32(jnp.nan), "mean_v": jnp.float32(jnp.nan)}
+        mu, L = agent.policy(state, obs[None])
+        noise = sample_noise(noise_kind, noise, key, config.noise_scale, config.ou_theta,
+                             None if L is None else L[0])
+        action = jnp.clip(mu[0] + noise, -1.0, 1.0)
+        return StepOutput(state, noise, action, metrics)
+
+    return jax.jit(train_step, static_argnames=("do_update", "noise_kind"),
+                   donate_argnames=("state",))

@@ -1,0 +1,106 @@
+"""DDPG (Lillicrap et al. 2016), the baseline of section 6.1, sized like NAF for a fair test.
+
+Same hidden sizes as NAF, the same I updates per environment step, each updating the critic
+and then the actor, with soft target updates of both.
+
+Departures from Lillicrap et al., documented choices:
+- the action enters the critic at the input layer (not the second layer);
+- one ``learning_rate`` for the critic, ``actor_learning_rate`` (default: the same) for the
+  actor; no L2 weight decay on the critic;
+- truncated episodes bootstrap from Q'(x', pi'(x')); only true terminal states stop it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nafrl.agents.common import Agent, make_optimizer, soft_update
+from nafrl.config import Config
+from nafrl.networks import Actor, Critic
+from nafrl.types import Batch, TrainState
+
+
+def _apply(module: Any, variables: Any, *args: jax.Array, train: bool) -> tuple[Any, dict]:
+    if train and "batch_stats" in variables:
+        return module.apply(variables, *args, train=True, mutable=["batch_stats"])
+    return module.apply(variables, *args, train=train), {}
+
+
+def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
+    """Build the DDPG agent's pure functions."""
+    hidden = tuple(config.hidden_sizes)
+    actor = Actor(act_dim, hidden, config.batch_norm)
+    critic = Critic(hidden, config.batch_norm)
+    critic_opt = make_optimizer(config.learning_rate, config.grad_clip_norm)
+    actor_opt = make_optimizer(config.actor_learning_rate or config.learning_rate,
+                               config.grad_clip_norm)
+
+    def init(key: jax.Array) -> TrainState:
+        k_actor, k_critic = jax.random.split(key)
+        x = jnp.zeros((1, obs_dim), jnp.float32)
+        u = jnp.zeros((1, act_dim), jnp.float32)
+        critic_vars = dict(critic.init(k_critic, x, u))
+        actor_vars = dict(actor.init(k_actor, x))
+        return TrainState(
+            params=critic_vars,
+            target_params=jax.tree.map(jnp.array, critic_vars),
+            opt_state=critic_opt.init(critic_vars["params"]),
+            step=jnp.zeros((), jnp.int32),
+            actor_params=actor_vars,
+            target_actor_params=jax.tree.map(jnp.array, actor_vars),
+            actor_opt_state=actor_opt.init(actor_vars["params"]),
+        )
+
+    def policy(state: TrainState, obs: jax.Array) -> tuple[jax.Array, None]:
+        return actor.apply(state.actor_params, obs, train=False), None
+
+    def value(state: TrainState, obs: jax.Array) -> jax.Array:
+        u = actor.apply(state.actor_params, obs, train=False)
+        return critic.apply(state.params, obs, u, train=False)
+
+    def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        # Critic: y = r + gamma (1 - terminated) Q'(x', pi'(x')).
+        u_next = actor.apply(state.target_actor_params, batch.next_obs, train=False)
+        q_next = critic.apply(state.target_params, batch.next_obs, u_next, train=False)
+        y = batch.reward + config.gamma * (1.0 - batch.terminated) * q_next
+
+        def critic_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
+            q, upd = _apply(critic, {**state.params, "params": p}, batch.obs, batch.action,
+                            train=True)
+            return jnp.mean((y - q) ** 2), (upd, q)
+
+        (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.params["params"])
+        c_step, critic_opt_state = critic_opt.update(c_grads, state.opt_state,
+                                                     state.params["params"])
+        critic_vars = {**state.params, **c_upd,
+                       "params": optax.apply_updates(state.params["params"], c_step)}
+
+        # Actor: maximise Q(x, pi(x)) through the updated critic.
+        def actor_loss(p: Any) -> tuple[jax.Array, dict]:
+            u, upd = _apply(actor, {**state.actor_params, "params": p}, batch.obs, train=True)
+            return -jnp.mean(critic.apply(critic_vars, batch.obs, u, train=False)), upd
+
+        (pi_loss, a_upd), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.actor_params["params"])
+        a_step, actor_opt_state = actor_opt.update(a_grads, state.actor_opt_state,
+                                                   state.actor_params["params"])
+        actor_vars = {**state.actor_params, **a_upd,
+                      "params": optax.apply_updates(state.actor_params["params"], a_step)}
+
+        new_state = TrainState(
+            params=critic_vars,
+            target_params=soft_update(state.target_params, critic_vars, config.tau),
+            opt_state=critic_opt_state,
+            step=state.step + 1,
+            actor_params=actor_vars,
+            target_actor_params=soft_update(state.target_actor_params, actor_vars, config.tau),
+            actor_opt_state=actor_opt_state,
+        )
+        return new_state, {"q_loss": q_loss, "mean_v": jnp.mean(q), "pi_loss": pi_loss}
+
+    return Agent("ddpg", init, policy, value, update, has_precision=False)

@@ -1,0 +1,98 @@
+"""NAF: continuous Q-learning with normalized advantage functions (section 4, Algorithm 1).
+
+Pure functions over a :class:`~nafrl.types.TrainState`. One ``update`` is one minibatch of
+Algorithm 1's inner loop; the training loop runs I of them per environment step inside a
+single jitted ``lax.scan`` (see :mod:`nafrl.agents.common`).
+
+Departures from the paper, all documented choices:
+- mu is squashed by tanh to the normalised action range [-1, 1] (the paper does not say how
+  mu is bounded); the training loop rescales to the environment's bounds.
+- log diag(L) is clipped to [-max_log_diag, max_log_diag] so P stays finite.
+- The target is y = r + gamma (1 - terminated) V'(x'): episodes cut by a time limit
+  (Gymnasium ``truncated``) are bootstrapped; only true terminal states stop it.
+- Optional global-norm gradient clipping (off by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nafrl.agents.common import Agent, make_optimizer, soft_update
+from nafrl.config import Config
+from nafrl.networks import NAFNetwork, NAFOutputs, q_value
+from nafrl.types import Batch, TrainState
+
+
+def make_network(config: Config, act_dim: int) -> NAFNetwork:
+    return NAFNetwork(
+        action_dim=act_dim,
+        hidden_sizes=tuple(config.hidden_sizes),
+        shared_trunk=config.shared_trunk,
+        batch_norm=config.batch_norm,
+        max_log_diag=config.max_log_diag,
+    )
+
+
+def td_loss(
+    net: NAFNetwork, params: Any, target_params: Any, batch: Batch, gamma: float
+) -> tuple[jax.Array, tuple[dict[str, Any], NAFOutputs]]:
+    """Algorithm 1's loss L = 1/N sum_i (y_i - Q(x_i, u_i))^2, y_i = r_i + gamma V'(x_{i+1}).
+
+    Returns the loss and (updated batch-norm statistics, the online outputs).
+    """
+    if "batch_stats" in params:
+        out, updates = net.apply(params, batch.obs, train=True, mutable=["batch_stats"])
+    else:
+        out, updates = net.apply(params, batch.obs, train=True), {}
+    v_next = net.apply(target_params, batch.next_obs, train=False, value_only=True)
+    y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
+    loss = jnp.mean((y - q_value(out, batch.action)) ** 2)
+    return loss, (updates, out)
+
+
+def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
+    """Build the NAF agent's pure functions for the given observation/action sizes."""
+    net = make_network(config, act_dim)
+    optimizer = make_optimizer(config.learning_rate, config.grad_clip_norm)
+
+    def init(key: jax.Array) -> TrainState:
+        variables = net.init(key, jnp.zeros((1, obs_dim), jnp.float32))
+        variables = dict(variables)
+        return TrainState(
+            params=variables,
+            target_params=jax.tree.map(jnp.array, variables),  # theta' <- theta
+            opt_state=optimizer.init(variables["params"]),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def policy(state: TrainState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = net.apply(state.params, obs, train=False)
+        return out.mu, out.L
+
+    def value(state: TrainState, obs: jax.Array) -> jax.Array:
+        return net.apply(state.params, obs, train=False).V
+
+    def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        def loss_of(p: Any) -> tuple[jax.Array, Any]:
+            return td_loss(net, {**state.params, "params": p}, state.target_params, batch,
+                           config.gamma)
+
+        (loss, (bn_updates, out)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            state.params["params"]
+        )
+        upd, opt_state = optimizer.update(grads, state.opt_state, state.params["params"])
+        params = {**state.params, **bn_updates, "params": optax.apply_updates(
+            state.params["params"], upd)}
+        new_state = state._replace(
+            params=params,
+            target_params=soft_update(state.target_params, params, config.tau),
+            opt_state=opt_state,
+            step=state.step + 1,
+        )
+        return new_state, {"q_loss": loss, "mean_v": jnp.mean(out.V)}
+
+    return Agent("naf", init, policy, value, update, has_precision=True)

@@ -1,0 +1,350 @@
+"""The user API: ``NAF`` and ``DDPG`` in the style of Stable-Baselines3, and the training loop.
+
+    model = nafrl.NAF("InvertedPendulum-v5", seed=0, learning_rate=1e-3)
+    model.learn(20_000, progress_bar=True)
+    action, _ = model.predict(obs, deterministic=True)
+    model.save("naf.npz");  model = nafrl.NAF.load("naf.npz")
+
+The loop (:meth:`OffPolicyAgent.learn`) is Algorithm 1, flat: each environment step stores a
+transition in R, samples I minibatches, and makes one jitted call that does the I updates and
+picks the next action (:func:`nafrl.agents.common.make_train_step`). Everything that touches
+the outside world (environment, buffer, logging, checkpoints) lives here; the maths lives in
+:mod:`nafrl.agents`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nafrl.agents.common import make_agent, make_train_step
+from nafrl.checkpoint import (
+    CheckpointError,
+    flatten_tree,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_tree,
+)
+from nafrl.config import Config, ConfigError, make_config
+from nafrl.env_utils import ActionScaler, check_spaces, env_id, make_env
+from nafrl.logger import RunLogger
+from nafrl.replay import ReplayBuffer
+from nafrl.types import Batch
+
+
+class TrainingDivergedError(RuntimeError):
+    """The Q loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class OffPolicyAgent:
+    """Shared shell of NAF and DDPG: environment, replay buffer, loop, logging, checkpoints."""
+
+    algo: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        seed: int = 0,
+        run_dir: str | Path | None = None,
+        tensorboard: bool = True,
+        **config: Any,
+    ) -> None:
+        cfg = config.pop("config", None)
+        self.config: Config = cfg if isinstance(cfg, Config) else make_config(**config)
+        if self.algo == "ddpg":
+            bad = [n for n in ("model", "ilqg_fraction", "imagination_length")
+                   if getattr(self.config, n) != getattr(Config, n)]
+            if self.config.exploration == "precision":
+                bad.append("exploration='precision'")
+            if bad:
+                raise ConfigError(f"DDPG does not support {', '.join(bad)}: these are NAF options")
+        self.env = make_env(env)
+        self.env_id = env_id(self.env)
+        self.obs_dim, self.act_dim = check_spaces(self.env, self.algo.upper())
+        self.scaler = ActionScaler(self.env.action_space)
+        self.seed = int(seed)
+
+        self.agent = make_agent(self.algo, self.config, self.obs_dim, self.act_dim)
+        self._train_step = make_train_step(self.agent, self.config)
+        self._policy = jax.jit(lambda s, o: self.agent.policy(s, o)[0])
+        key = jax.random.PRNGKey(self.seed)
+        init_key, self.key = jax.random.split(key)
+        self.state = self.agent.init(init_key)
+        self.rng = np.random.default_rng(self.seed)  # replay sampling
+        self.buffer = ReplayBuffer(self.config.buffer_size, self.obs_dim, self.act_dim)
+
+        self.num_timesteps = 0
+        self.num_episodes = 0
+        self.wall_time = 0.0  # seconds spent in learn(), summed over calls and resumes
+        self.episode_log: list[dict[str, Any]] = []
+        self.eval_log: list[dict[str, Any]] = []
+        self._obs: np.ndarray | None = None  # None between episodes
+        self._env_seeded = False
+
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.logger = RunLogger(self.run_dir, tensorboard) if self.run_dir is not None else None
+        self._eval_env: gym.Env | None = None
+
+    # ------------------------------------------------------------------ acting
+    def predict(
+        self, observation: np.ndarray, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        """Action(s) in the environment's bounds for one observation (dx,) or a batch (B, dx).
+
+        Returns ``(action, None)`` as Stable-Baselines3 does. With ``deterministic=False`` the
+        action gets Gaussian noise of standard deviation ``noise_scale`` (normalised units).
+        """
+        obs = np.asarray(observation, np.float32)
+        if obs.shape[-1:] != (self.obs_dim,) or obs.ndim not in (1, 2):
+            raise ValueError(
+                f"observation has shape {obs.shape}, expected ({self.obs_dim},) or "
+                f"(batch, {self.obs_dim})"
+            )
+        a = np.asarray(self._policy(self.state, obs.reshape(-1, self.obs_dim)), np.float64)
+        if not deterministic:
+            a = a + self.config.noise_scale * self.rng.standard_normal(a.shape)
+        u = self.scaler.to_env(a)
+        return (u[0] if obs.ndim == 1 else u), None
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, total_timesteps: int, progress_bar: bool = False) -> OffPolicyAgent:
+        """Train for ``total_timesteps`` more environment steps (Algorithm 1); continues the
+        previous call's episode, buffer and counters."""
+        if not isinstance(total_timesteps, int | np.integer) or total_timesteps < 0:
+            raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
+        target = self.num_timesteps + int(total_timesteps)
+        self._run_until(target, progress_bar)
+        return self
+
+    def _run_until(self, target: int, progress_bar: bool) -> None:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        bar = tqdm(total=target, initial=self.num_timesteps, disable=not progress_bar,
+                   unit="step", dynamic_ncols=True, desc=f"{self.algo.upper()} {self.env_id or ''}")
+        empty = self._empty_batches()
+        t_start = time.perf_counter()
+        wall0 = self.wall_time
+        try:
+            while self.num_timesteps < target:
+                if self._obs is None:
+                    self._begin_episode()
+                obs, action = self._obs, self._action
+                next_obs, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(action))
+                next_obs = np.asarray(next_obs, np.float32)
+                self.buffer.add(obs, action, float(reward), next_obs, bool(terminated))
+                self.num_timesteps += 1
+                self._ep_return += float(reward)
+                self._ep_len += 1
+
+                # Algorithm 1: I minibatch updates (one jitted call), then the next action.
+                do_update = len(self.buffer) >= max(cfg.batch_size, cfg.learning_starts)
+                batches = (self.buffer.sample(self.rng, cfg.batch_size, cfg.updates_per_step)
+                           if do_update else empty)
+                self.key, sub = jax.random.split(self.key)
+                out = self._train_step(self.state, self._noise, batches, next_obs, sub,
+                                       do_update=do_update, noise_kind=self._noise_kind())
+                self.state, self._noise = out.state, out.noise
+                self._action = np.asarray(out.action)
+                if do_update:
+                    self._ep_metrics.append(out.metrics)
+                self._obs = next_obs
+                bar.update(1)
+                if terminated or truncated:
+                    self.wall_time = wall0 + time.perf_counter() - t_start
+                    self._end_episode(bar)
+        finally:
+            self.wall_time = wall0 + time.perf_counter() - t_start
+            bar.close()
+            if self.logger is not None:
+                self.logger.flush()
+
+    def _noise_kind(self) -> str:
+        cfg = self.config
+        if cfg.exploration == "precision" and self.num_timesteps < cfg.precision_start:
+            return "ou"
+        return cfg.exploration
+
+    def _empty_batches(self) -> Batch:
+        shape = (self.config.updates_per_step, self.config.batch_size)
+        z = np.zeros
+        return Batch(z((*shape, self.obs_dim), np.float32), z((*shape, self.act_dim), np.float32),
+                     z(shape, np.float32), z((*shape, self.obs_dim), np.float32),
+                     z(shape, np.float32))
+
+    def _begin_episode(self) -> None:
+        if not self._env_seeded:
+            obs, _ = self.env.reset(seed=self.seed)
+            self._env_seeded = True
+        else:
+            obs, _ = self.env.reset()
+        self._obs = np.asarray(obs, np.float32)
+        self._noise = jnp.zeros((self.act_dim,), jnp.float32)  # a new random process N
+        self.key, sub = jax.random.split(self.key)
+        out = self._train_step(self.state, self._noise, self._empty_batches(), self._obs, sub,
+                               do_update=False, noise_kind=self._noise_kind())
+        self.state, self._noise, self._action = out.state, out.noise, np.asarray(out.action)
+        self._ep_return, self._ep_len, self._ep_metrics = 0.0, 0, []
+        self._ep_t0, self._ep_steps0 = time.perf_counter(), self.num_timesteps
+
+    def _end_episode(self, bar: Any) -> None:
+        self.num_episodes += 1
+        self._obs = None
+        metrics = {"q_loss": float("nan"), "mean_v": float("nan")}
+        if self._ep_metrics:
+            stacked = jax.tree.map(lambda *xs: np.asarray(jnp.stack(xs)), *self._ep_metrics)
+            metrics = {k: float(np.mean(v)) for k, v in stacked.items()}
+            if not np.all(np.isfinite(stacked["q_loss"])):
+                where = f" in {self.run_dir / 'checkpoint.npz'}" if self.run_dir else ""
+                raise TrainingDivergedError(
+                    f"the Q loss became non-finite in episode {self.num_episodes} (step "
+                    f"{self.num_timesteps}); training stopped and the last good checkpoint is "
+                    f"kept{where}. Try a smaller learning_rate, grad_clip_norm > 0 or batch_norm."
+                )
+        dt = max(time.perf_counter() - self._ep_t0, 1e-9)
+        row = {"episode": self.num_episodes, "total_steps": self.num_timesteps,
+               "return": self._ep_return, "length": self._ep_len, **metrics,
+               "steps_per_sec": (self.num_timesteps - self._ep_steps0) / dt,
+               "wall_time": self.wall_time}
+        self.episode_log.append(row)
+        if self.logger is not None:
+            self.logger.log_episode(row)
+        cfg = self.config
+        postfix = {"ep": self.num_episodes, "return": f"{self._ep_return:.3g}"}
+        if cfg.eval_interval and self.num_episodes % cfg.eval_interval == 0:
+            ev = self.evaluate(cfg.eval_episodes)
+            postfix["test"] = f"{ev['test_return']:.3g}"
+        bar.set_postfix(postfix, refresh=False)
+        if self.run_dir is not None and cfg.checkpoint_interval and \
+                self.num_episodes % cfg.checkpoint_interval == 0:
+            self.save(self.run_dir / "checkpoint.npz")
+
+    def evaluate(self, episodes: int = 5) -> dict[str, float]:
+        """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""
+        if self._eval_env is None:
+            # A separate instance, so test episodes never disturb the training episode's RNG.
+            spec = getattr(self.env, "spec", None)
+            self._eval_env = gym.make(spec) if spec is not None else copy.deepcopy(self.env)
+        returns = evaluate_policy(lambda o: self.predict(o, deterministic=True)[0],
+                                  self._eval_env, episodes, seed=10_000 + self.seed)
+        row = {"episode": self.num_episodes, "total_steps": self.num_timesteps,
+               "test_return": float(np.mean(returns)), "test_return_std": float(np.std(returns)),
+               "wall_time": self.wall_time}
+        self.eval_log.append(row)
+        if self.logger is not None:
+            self.logger.log_eval(row)
+        return row
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | Path) -> Path:
+        """Write parameters, optimiser state, targets, replay buffer, RNG keys and counters
+        to one safe ``.npz`` file, atomically. Saving mid-episode resumes at a new episode."""
+        arrays = flatten_tree(self.state, "state")
+        arrays.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
+        arrays["rng/key"] = np.asarray(self.key)
+        meta = {
+            "algo": self.algo, "env_id": self.env_id, "seed": self.seed,
+            "config": self.config.to_dict(), "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+            "num_timesteps": self.num_timesteps, "num_episodes": self.num_episodes,
+            "wall_time": self.wall_time, "env_seeded": self._env_seeded,
+            "replay_rng": self.rng.bit_generator.state,
+            "env_rng": _env_rng_state(self.env),
+        }
+        return save_checkpoint(path, arrays, meta)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, env: str | gym.Env | None = None, run_dir: str | Path | None = None,
+        **kwargs: Any,
+    ) -> OffPolicyAgent:
+        """Rebuild an agent from :meth:`save`'s file; ``env`` defaults to the saved env id."""
+        arrays, meta = load_checkpoint(path)
+        algo = meta.get("algo")
+        klass = {"naf": NAF, "ddpg": DDPG}.get(algo)
+        if klass is None:
+            raise CheckpointError(f"{path} holds an unknown algorithm {algo!r}")
+        if cls is not OffPolicyAgent and klass is not cls:
+            raise CheckpointError(f"{path} holds a {algo.upper()} agent, not {cls.algo.upper()}")
+        if env is None:
+            if meta.get("env_id") is None:
+                raise CheckpointError(f"{path} was saved with an unregistered env: pass env=")
+            env = meta["env_id"]
+        model = klass(env, seed=meta["seed"], run_dir=run_dir,
+                      config=Config.from_dict(meta["config"]), **kwargs)
+        if (model.obs_dim, model.act_dim) != (meta["obs_dim"], meta["act_dim"]):
+            raise CheckpointError(
+                f"{path} was trained with observation/action sizes "
+                f"({meta['obs_dim']}, {meta['act_dim']}), the env has "
+                f"({model.obs_dim}, {model.act_dim})"
+            )
+        model.state = unflatten_tree(model.state, arrays, "state")
+        model.buffer.load_state_dict({k[len("buffer/"):]: v for k, v in arrays.items()
+                                      if k.startswith("buffer/")})
+        model.key = jnp.asarray(arrays["rng/key"], dtype=jnp.uint32)
+        model.rng.bit_generator.state = meta["replay_rng"]
+        model.num_timesteps, model.num_episodes = meta["num_timesteps"], meta["num_episodes"]
+        model.wall_time = meta.get("wall_time", 0.0)
+        model._env_seeded = meta["env_seeded"]
+        if meta.get("env_rng") is not None:
+            _set_env_rng_state(model.env, meta["env_rng"])
+        return model
+
+    def close(self) -> None:
+        for e in {id(self.env): self.env, id(self._eval_env): self._eval_env}.values():
+            if e is not None:
+                e.close()
+        if self.logger is not None:
+            self.logger.close()
+
+
+class NAF(OffPolicyAgent):
+    """Continuous Q-learning with normalized advantage functions (section 4, Algorithm 1).
+
+    ``NAF(env, seed=0, run_dir=None, **config)``: ``env`` is a Gymnasium id or environment,
+    config fields are those of :class:`nafrl.config.Config` (``learning_rate``, ``batch_size``,
+    ``updates_per_step``, ``exploration``, ...).
+    """
+
+    algo = "naf"
+
+
+class DDPG(OffPolicyAgent):
+    """The DDPG baseline (section 6.1) with NAF's network sizes and updates per step."""
+
+    algo = "ddpg"
+
+
+def evaluate_policy(policy: Any, env: gym.Env, episodes: int, seed: int) -> list[float]:
+    """Returns of ``episodes`` episodes of ``policy(obs) -> env action`` from seeds seed, seed+1..."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, r, terminated, truncated, _ = env.step(policy(np.asarray(obs, np.float32)))
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def _env_rng_state(env: gym.Env) -> dict | None:
+    rng = getattr(env.unwrapped, "_np_random", None)
+    return None if rng is None else rng.bit_generator.state
+
+
+def _set_env_rng_state(env: gym.Env, state: dict) -> None:
+    env.unwrapped.np_random = np.random.Generator(
+        getattr(np.random, state["bit_generator"])()
+    )
+    env.unwrapped.np_random.bit_generator.state = state
+
+
+__all__ = ["NAF", "DDPG", "OffPolicyAgent", "TrainingDivergedError", "evaluate_policy"]
