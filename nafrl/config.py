@@ -8,7 +8,7 @@ from this class, so each field's docstring is also its ``--help`` text.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 ExplorationKind = Literal["ou", "gaussian", "precision"]
@@ -87,8 +87,6 @@ class Config:
     checkpoint_interval: int = 10
     """Write a checkpoint every this many episodes (0: only at the end of learn())."""
 
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
     def __post_init__(self) -> None:
         _check(bool(self.hidden_sizes) and all(h >= 1 for h in self.hidden_sizes),
                "hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive integers")
@@ -125,9 +123,8 @@ class Config:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of every field except ``extra``."""
+        """JSON-ready dict of every field."""
         d = dataclasses.asdict(self)
-        d.pop("extra")
         d["hidden_sizes"] = list(self.hidden_sizes)
         return d
 
@@ -137,7 +134,7 @@ class Config:
         return make_config(**d)
 
 
-FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config) if f.name != "extra")
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 
 
 def make_config(**overrides: Any) -> Config:

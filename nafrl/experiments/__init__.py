@@ -1,0 +1,1 @@
+"""Experiments: the paper's metrics, learning-curve plots, and (later) sweeps."""

@@ -1,0 +1,151 @@
+"""The user API: determinism, predict, save/load, divergence handling, and bad input."""
+
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+
+import nafrl
+from nafrl.api import TrainingDivergedError
+from nafrl.checkpoint import CheckpointError
+from nafrl.config import ConfigError
+from nafrl.env_utils import EnvError
+
+SMALL = dict(hidden_sizes=(32, 32), learning_starts=200, batch_size=32, eval_interval=0,
+             checkpoint_interval=0)
+
+
+def _params_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
+                                                     strict=True))
+
+
+@pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
+def test_same_seed_same_run(cls):
+    runs = []
+    for _ in range(2):
+        m = cls("Pendulum-v1", seed=3, **SMALL)
+        m.learn(800)
+        runs.append(m)
+    a, b = runs
+    assert [r["return"] for r in a.episode_log] == [r["return"] for r in b.episode_log]
+    np.testing.assert_array_equal(a.buffer.data["action"], b.buffer.data["action"])
+    assert _params_equal(a.state, b.state)
+    c = cls("Pendulum-v1", seed=4, **SMALL)
+    c.learn(400)
+    assert not np.array_equal(c.buffer.data["action"][:400], a.buffer.data["action"][:400])
+
+
+def test_learn_continues_and_predict_shapes():
+    m = nafrl.NAF("Pendulum-v1", seed=0, **SMALL)
+    m.learn(300)
+    assert m.num_timesteps == 300 and m.num_episodes == 1  # Pendulum episodes last 200 steps
+    m.learn(150)
+    assert m.num_timesteps == 450 and len(m.buffer) == 450
+    obs = np.zeros(3, np.float32)
+    a, state = m.predict(obs)
+    assert state is None and a.shape == (1,) and -2.0 <= a[0] <= 2.0  # env bounds [-2, 2]
+    batch, _ = m.predict(np.zeros((7, 3), np.float32))
+    assert batch.shape == (7, 1)
+    np.testing.assert_allclose(batch[0], a, rtol=1e-6)
+    noisy = np.array([m.predict(obs, deterministic=False)[0][0] for _ in range(50)])
+    assert noisy.std() > 0.05
+    with pytest.raises(ValueError, match=r"expected \(3,\)"):
+        m.predict(np.zeros(4))
+
+
+@pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
+def test_save_load_identical_actions_and_state(cls, tmp_path):
+    m = cls("Pendulum-v1", seed=1, **SMALL)
+    m.learn(500)
+    path = m.save(tmp_path / "model.npz")
+    loaded = cls.load(path)
+    obs = np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32)
+    np.testing.assert_array_equal(m.predict(obs)[0], loaded.predict(obs)[0])
+    assert _params_equal(m.state, loaded.state)
+    assert loaded.num_timesteps == 500 and len(loaded.buffer) == 500
+    np.testing.assert_array_equal(loaded.buffer.data["obs"][:500], m.buffer.data["obs"][:500])
+    assert loaded.config == m.config
+    # Loading through the base class dispatches on the stored algorithm.
+    assert type(nafrl.api.OffPolicyAgent.load(path)) is cls
+    other = nafrl.DDPG if cls is nafrl.NAF else nafrl.NAF
+    with pytest.raises(CheckpointError, match="not"):
+        other.load(path)
+
+
+def test_save_is_atomic_and_checkpoint_is_not_pickle(tmp_path):
+    m = nafrl.NAF("Pendulum-v1", seed=0, **SMALL)
+    m.learn(250)
+    path = m.save(tmp_path / "ck.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temporary left behind
+    with np.load(path, allow_pickle=False) as z:  # loads without pickle
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_corrupt_truncated_and_foreign_checkpoints_fail_clearly(tmp_path):
+    m = nafrl.NAF("Pendulum-v1", seed=0, **SMALL)
+    m.learn(210)
+    good = m.save(tmp_path / "good.npz").read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        nafrl.NAF.load(tmp_path / "trunc.npz")
+    np.savez(tmp_path / "foreign.npz", w=np.zeros(3))
+    with pytest.raises(CheckpointError, match="not a nafrl checkpoint"):
+        nafrl.NAF.load(tmp_path / "foreign.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(CheckpointError):
+        nafrl.NAF.load(tmp_path / "text.npz")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        nafrl.NAF.load(tmp_path / "missing.npz")
+    with pytest.raises(CheckpointError, match="observation/action sizes"):
+        nafrl.NAF.load(tmp_path / "good.npz", env="InvertedPendulum-v5")
+
+
+def test_unknown_env_and_discrete_actions_are_clear_errors(tmp_path):
+    with pytest.raises(EnvError, match="unknown env id 'NoSuchEnv-v9'"):
+        nafrl.NAF("NoSuchEnv-v9", run_dir=tmp_path / "r")
+    with pytest.raises(EnvError, match="NAF needs continuous actions"):
+        nafrl.NAF("CartPole-v1", run_dir=tmp_path / "r")
+    with pytest.raises(EnvError, match="DDPG needs continuous actions"):
+        nafrl.DDPG(gym.make("CartPole-v1"))
+    assert not (tmp_path / "r").exists()  # nothing written before the error
+
+
+@pytest.mark.parametrize("field,value", [
+    ("learning_rate", 0.0), ("learning_rate", -1e-3), ("batch_size", 0), ("tau", 0.0),
+    ("tau", 1.5), ("gamma", 1.1), ("updates_per_step", 0), ("buffer_size", 0),
+    ("exploration", "pink"), ("noise_scale", -0.1), ("hidden_sizes", (0,)),
+    ("model", "gp"), ("ilqg_fraction", 2.0),
+])
+def test_bad_config_values_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        nafrl.NAF("Pendulum-v1", **{field: value})
+
+
+def test_unknown_config_field_lists_accepted():
+    with pytest.raises(ConfigError, match="unknown config field.*lerning_rate.*accepted"):
+        nafrl.NAF("Pendulum-v1", lerning_rate=1e-3)
+    with pytest.raises(ConfigError, match="DDPG does not support exploration='precision'"):
+        nafrl.DDPG("Pendulum-v1", exploration="precision")
+
+
+class _NaNAfter(gym.Wrapper):
+    def __init__(self, env, after):
+        super().__init__(env)
+        self.after, self.t = after, 0
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.t += 1
+        return obs, (float("nan") if self.t > self.after else r), term, trunc, info
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    env = _NaNAfter(gym.make("Pendulum-v1"), after=650)
+    m = nafrl.NAF(env, seed=0, run_dir=tmp_path, tensorboard=False,
+                  **{**SMALL, "checkpoint_interval": 1})
+    with pytest.raises(TrainingDivergedError, match="non-finite"):
+        m.learn(2000)
+    ck = nafrl.NAF.load(tmp_path / "checkpoint.npz", env=gym.make("Pendulum-v1"))
+    assert ck.num_episodes == 3 and ck.num_timesteps == 600  # the last good episode boundary
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(ck.state.params))

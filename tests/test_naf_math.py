@@ -1,0 +1,147 @@
+"""The NAF head's identities (section 4) and Algorithm 1's loss against a NumPy reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nafrl.agents import naf
+from nafrl.config import Config
+from nafrl.networks import NAFNetwork, NAFOutputs, fill_lower_triangular, precision, q_value
+from nafrl.types import Batch
+
+
+def _net_and_params(du: int, dx: int = 5, shared: bool = False, seed: int = 0):
+    net = NAFNetwork(action_dim=du, hidden_sizes=(32, 32), shared_trunk=shared)
+    params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, dx)))
+    # Perturb the small output layer so V, mu and L are far from their near-zero init.
+    params = jax.tree.map(lambda p: p * 30.0 if p.ndim == 3 and p.shape[-1] < 32 else p, params)
+    return net, params
+
+
+@pytest.mark.parametrize("du,shared", [(1, False), (2, False), (3, True), (6, False)])
+def test_q_at_mu_equals_v_and_q_below_v(du, shared):
+    net, params = _net_and_params(du, shared=shared)
+    x = jax.random.normal(jax.random.PRNGKey(1), (64, 5))
+    out = net.apply(params, x)
+    np.testing.assert_allclose(q_value(out, out.mu), out.V, rtol=0, atol=1e-6)
+    u = jax.random.uniform(jax.random.PRNGKey(2), (64, du), minval=-1, maxval=1)
+    q = q_value(out, u)
+    assert np.all(np.asarray(q) <= np.asarray(out.V) + 1e-6)
+    assert np.any(np.asarray(out.V - q) > 1e-3)  # the advantage is not identically zero
+
+
+@pytest.mark.parametrize("du", [1, 2, 4, 6])
+def test_P_symmetric_positive_definite(du):
+    net, params = _net_and_params(du)
+    out = net.apply(params, jax.random.normal(jax.random.PRNGKey(3), (32, 5)))
+    P = np.asarray(precision(out), np.float64)
+    np.testing.assert_allclose(P, np.swapaxes(P, -1, -2), atol=1e-6)
+    assert np.linalg.eigvalsh(P).min() > 0
+    L = np.asarray(out.L)
+    assert np.all(np.triu(L, 1) == 0)  # lower-triangular
+    assert np.all(np.diagonal(L, axis1=-2, axis2=-1) > 0)
+
+
+def test_L_diag_is_bounded_exponential():
+    entries = jnp.array([[100.0, 2.0, -100.0]])  # du = 2: [L00, L10, L11]
+    L = np.asarray(fill_lower_triangular(entries, 2, max_log_diag=5.0))[0]
+    np.testing.assert_allclose(L, [[np.exp(5.0), 0.0], [2.0, np.exp(-5.0)]], rtol=1e-6)
+    assert np.all(np.isfinite(L @ L.T))
+
+
+def test_argmax_over_dense_grid_is_mu_1d():
+    net, params = _net_and_params(1, dx=3)
+    x = jax.random.normal(jax.random.PRNGKey(4), (4, 3))
+    out = net.apply(params, x)
+    grid = jnp.linspace(-1, 1, 4001)
+    for i in range(4):
+        o = NAFOutputs(jnp.repeat(out.V[i:i + 1], grid.size), jnp.repeat(out.mu[i:i + 1], grid.size, 0),
+                       jnp.repeat(out.L[i:i + 1], grid.size, 0))
+        best = grid[jnp.argmax(q_value(o, grid[:, None]))]
+        assert abs(float(best) - float(out.mu[i, 0])) <= 1e-3
+
+
+def test_argmax_over_dense_grid_is_mu_2d():
+    net, params = _net_and_params(2, dx=3)
+    out = net.apply(params, jax.random.normal(jax.random.PRNGKey(5), (3, 3)))
+    g = jnp.linspace(-1, 1, 401)
+    U = jnp.stack(jnp.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    for i in range(3):
+        n = U.shape[0]
+        o = NAFOutputs(jnp.repeat(out.V[i:i + 1], n), jnp.repeat(out.mu[i:i + 1], n, 0),
+                       jnp.repeat(out.L[i:i + 1], n, 0))
+        best = U[jnp.argmax(q_value(o, U))]
+        np.testing.assert_allclose(best, out.mu[i], atol=2 * (2 / 400))
+
+
+def _numpy_loss(out, out_target_V, batch, gamma):
+    V, mu, L = (np.asarray(a, np.float64) for a in out)
+    u = np.asarray(batch.action, np.float64)
+    P = L @ np.swapaxes(L, -1, -2)
+    d = u - mu
+    Q = V - 0.5 * np.einsum("bi,bij,bj->b", d, P, d)
+    y = batch.reward + gamma * (1 - batch.terminated) * np.asarray(out_target_V, np.float64)
+    return np.mean((y - Q) ** 2)
+
+
+def _batch(rng, m, dx, du, terminated):
+    return Batch(rng.standard_normal((m, dx)).astype(np.float32),
+                 rng.uniform(-1, 1, (m, du)).astype(np.float32),
+                 rng.standard_normal(m).astype(np.float32),
+                 rng.standard_normal((m, dx)).astype(np.float32),
+                 terminated.astype(np.float32))
+
+
+def test_loss_matches_numpy_reference():
+    cfg = Config(hidden_sizes=(16, 16))
+    net = naf.make_network(cfg, 3)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    target = net.init(jax.random.PRNGKey(1), jnp.zeros((1, 4)))
+    rng = np.random.default_rng(0)
+    batch = _batch(rng, 8, 4, 3, rng.integers(0, 2, 8))
+    loss, _ = naf.td_loss(net, params, target, batch, 0.9)
+    ref = _numpy_loss(net.apply(params, batch.obs), net.apply(target, batch.next_obs).V, batch, 0.9)
+    np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
+
+
+def test_truncated_and_terminated_targets_differ():
+    """A time-limit cut (terminated=0) bootstraps from V'(x'); a true terminal does not."""
+    cfg = Config(hidden_sizes=(16, 16))
+    net = naf.make_network(cfg, 2)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    rng = np.random.default_rng(1)
+    b_trunc = _batch(rng, 1, 3, 2, np.zeros(1))
+    b_term = b_trunc._replace(terminated=np.ones(1, np.float32))
+    v_next = float(net.apply(params, b_trunc.next_obs).V[0])
+    assert abs(v_next) > 1e-4
+    out = net.apply(params, b_trunc.obs)
+    q = float(q_value(out, jnp.asarray(b_trunc.action))[0])
+    l_trunc, _ = naf.td_loss(net, params, params, b_trunc, 0.99)
+    l_term, _ = naf.td_loss(net, params, params, b_term, 0.99)
+    r = float(b_trunc.reward[0])
+    np.testing.assert_allclose(float(l_trunc), (r + 0.99 * v_next - q) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(float(l_term), (r - q) ** 2, rtol=1e-5)
+
+
+def test_update_decreases_loss_on_fixed_batch_and_soft_updates_target():
+    cfg = Config(hidden_sizes=(32, 32), tau=0.1, learning_rate=1e-3)
+    agent = naf.make(cfg, 4, 2)
+    state = agent.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    batch = _batch(rng, 64, 4, 2, np.zeros(64))
+    batch = batch._replace(terminated=np.ones(64, np.float32))  # a pure regression target
+    update = jax.jit(agent.update)
+    first = None
+    old_target = state.target_params
+    for _ in range(200):
+        new_state, m = update(state, batch)
+        first = float(m["q_loss"]) if first is None else first
+        if _ == 0:
+            # theta' <- tau theta_new + (1 - tau) theta'
+            W_new = new_state.params["params"]["StackedMLP_0"]["W1"]
+            W_old_t = old_target["params"]["StackedMLP_0"]["W1"]
+            np.testing.assert_allclose(new_state.target_params["params"]["StackedMLP_0"]["W1"],
+                                       0.1 * W_new + 0.9 * W_old_t, rtol=1e-5, atol=1e-7)
+        state = new_state
+    assert float(m["q_loss"]) < 0.2 * first
