@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nafrl.agents.common import make_agent, make_train_step
+from nafrl.algorithms.imagination import ModelBasedAcceleration
 from nafrl.checkpoint import (
     CheckpointError,
     flatten_tree,
@@ -59,8 +60,11 @@ class OffPolicyAgent:
         cfg = config.pop("config", None)
         self.config: Config = cfg if isinstance(cfg, Config) else make_config(**config)
         if self.algo == "ddpg":
-            bad = [n for n in ("model", "ilqg_fraction", "imagination_length")
-                   if getattr(self.config, n) != getattr(Config, n)]
+            bad = [
+                n
+                for n in ("model", "ilqg_fraction", "imagination_length")
+                if getattr(self.config, n) != getattr(Config, n)
+            ]
             if self.config.exploration == "precision":
                 bad.append("exploration='precision'")
             if bad:
@@ -79,6 +83,13 @@ class OffPolicyAgent:
         self.state = self.agent.init(init_key)
         self.rng = np.random.default_rng(self.seed)  # replay sampling
         self.buffer = ReplayBuffer(self.config.buffer_size, self.obs_dim, self.act_dim)
+        # Section 5: dynamics model, fictional buffer R_f and episode buffers B, B_old.
+        self.model_based: ModelBasedAcceleration | None = None
+        if self.config.model != "none":
+            self.model_based = ModelBasedAcceleration(
+                self.config, self.agent, self.env, self.scaler, self.obs_dim, self.act_dim
+            )
+        self.timers = {"env": 0.0, "update": 0.0}
 
         self.num_timesteps = 0
         self.num_episodes = 0
@@ -127,9 +138,16 @@ class OffPolicyAgent:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        bar = tqdm(total=target, initial=self.num_timesteps, disable=not progress_bar,
-                   unit="step", dynamic_ncols=True, desc=f"{self.algo.upper()} {self.env_id or ''}")
+        bar = tqdm(
+            total=target,
+            initial=self.num_timesteps,
+            disable=not progress_bar,
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"{self.algo.upper()} {self.env_id or ''}",
+        )
         empty = self._empty_batches()
+        mb = self.model_based
         t_start = time.perf_counter()
         wall0 = self.wall_time
         try:
@@ -137,22 +155,44 @@ class OffPolicyAgent:
                 if self._obs is None:
                     self._begin_episode()
                 obs, action = self._obs, self._action
-                next_obs, reward, terminated, truncated, _ = self.env.step(self.scaler.to_env(action))
+                t0 = time.perf_counter()
+                next_obs, reward, terminated, truncated, _ = self.env.step(
+                    self.scaler.to_env(action)
+                )
                 next_obs = np.asarray(next_obs, np.float32)
                 self.buffer.add(obs, action, float(reward), next_obs, bool(terminated))
+                if mb is not None:
+                    mb.record(action, next_obs)
                 self.num_timesteps += 1
                 self._ep_return += float(reward)
                 self._ep_len += 1
+                t1 = time.perf_counter()
+                self.timers["env"] += t1 - t0
 
-                # Algorithm 1: I minibatch updates (one jitted call), then the next action.
+                # Algorithm 2: every m steps, m states of B_old rolled l steps into R_f.
+                imagining = mb is not None and self._imagination_on() and mb.ready
+                if imagining and self.num_timesteps % cfg.batch_size == 0:
+                    self.key, sub = jax.random.split(self.key)
+                    mb.imagine(self.state, self.rng, sub, self._policy_np)
+
+                # Algorithm 1 (and 2): I minibatches from R (and I*l from R_f), updated in
+                # one jitted call that also picks the next action.
+                t2 = time.perf_counter()
                 do_update = len(self.buffer) >= max(cfg.batch_size, cfg.learning_starts)
-                batches = (self.buffer.sample(self.rng, cfg.batch_size, cfg.updates_per_step)
-                           if do_update else empty)
+                batches = self._sample_batches(imagining) if do_update else empty
                 self.key, sub = jax.random.split(self.key)
-                out = self._train_step(self.state, self._noise, batches, next_obs, sub,
-                                       do_update=do_update, noise_kind=self._noise_kind())
+                out = self._train_step(
+                    self.state,
+                    self._noise,
+                    batches,
+                    next_obs,
+                    sub,
+                    do_update=do_update,
+                    noise_kind=self._noise_kind(),
+                )
                 self.state, self._noise = out.state, out.noise
                 self._action = np.asarray(out.action)
+                self.timers["update"] += time.perf_counter() - t2
                 if do_update:
                     self._ep_metrics.append(out.metrics)
                 self._obs = next_obs
@@ -166,6 +206,35 @@ class OffPolicyAgent:
             if self.logger is not None:
                 self.logger.flush()
 
+    def _imagination_on(self) -> bool:
+        cfg = self.config
+        return cfg.imagination_length > 0 and (
+            cfg.imagination_off_after == 0 or self.num_episodes < cfg.imagination_off_after
+        )
+
+    def _sample_batches(self, imagining: bool) -> Batch:
+        """I minibatches from R; with imagination also I*l from R_f, interleaved so each
+        real minibatch is followed by its l fictional ones (Algorithm 2's I*l : I ratio)."""
+        cfg = self.config
+        real = self.buffer.sample(self.rng, cfg.batch_size, cfg.updates_per_step)
+        fict_buf = self.model_based.fictional if self.model_based is not None else None
+        if not imagining or fict_buf is None or len(fict_buf) < cfg.batch_size:
+            return real
+        l, I = cfg.imagination_length, cfg.updates_per_step
+        fict = fict_buf.sample(self.rng, cfg.batch_size, I * l)
+        return Batch(
+            *(
+                np.concatenate([r[:, None], f.reshape(I, l, *f.shape[1:])], axis=1).reshape(
+                    I * (l + 1), *r.shape[1:]
+                )
+                for r, f in zip(real, fict, strict=True)
+            )
+        )
+
+    def _policy_np(self, obs: np.ndarray) -> np.ndarray:
+        """mu(x) for a batch of observations, normalised actions (for the true-model rollouts)."""
+        return np.asarray(self._policy(self.state, np.asarray(obs, np.float32)))
+
     def _noise_kind(self) -> str:
         cfg = self.config
         if cfg.exploration == "precision" and self.num_timesteps < cfg.precision_start:
@@ -175,9 +244,13 @@ class OffPolicyAgent:
     def _empty_batches(self) -> Batch:
         shape = (self.config.updates_per_step, self.config.batch_size)
         z = np.zeros
-        return Batch(z((*shape, self.obs_dim), np.float32), z((*shape, self.act_dim), np.float32),
-                     z(shape, np.float32), z((*shape, self.obs_dim), np.float32),
-                     z(shape, np.float32))
+        return Batch(
+            z((*shape, self.obs_dim), np.float32),
+            z((*shape, self.act_dim), np.float32),
+            z(shape, np.float32),
+            z((*shape, self.obs_dim), np.float32),
+            z(shape, np.float32),
+        )
 
     def _begin_episode(self) -> None:
         if not self._env_seeded:
@@ -188,15 +261,26 @@ class OffPolicyAgent:
         self._obs = np.asarray(obs, np.float32)
         self._noise = jnp.zeros((self.act_dim,), jnp.float32)  # a new random process N
         self.key, sub = jax.random.split(self.key)
-        out = self._train_step(self.state, self._noise, self._empty_batches(), self._obs, sub,
-                               do_update=False, noise_kind=self._noise_kind())
+        out = self._train_step(
+            self.state,
+            self._noise,
+            self._empty_batches(),
+            self._obs,
+            sub,
+            do_update=False,
+            noise_kind=self._noise_kind(),
+        )
         self.state, self._noise, self._action = out.state, out.noise, np.asarray(out.action)
         self._ep_return, self._ep_len, self._ep_metrics = 0.0, 0, []
+        if self.model_based is not None:
+            self.model_based.begin_episode(self._obs)
         self._ep_t0, self._ep_steps0 = time.perf_counter(), self.num_timesteps
 
     def _end_episode(self, bar: Any) -> None:
         self.num_episodes += 1
         self._obs = None
+        if self.model_based is not None:
+            self.model_based.end_episode()  # M <- Fit(B) every n episodes
         metrics = {"q_loss": float("nan"), "mean_v": float("nan")}
         if self._ep_metrics:
             stacked = jax.tree.map(lambda *xs: np.asarray(jnp.stack(xs)), *self._ep_metrics)
@@ -209,10 +293,16 @@ class OffPolicyAgent:
                     f"kept{where}. Try a smaller learning_rate, grad_clip_norm > 0 or batch_norm."
                 )
         dt = max(time.perf_counter() - self._ep_t0, 1e-9)
-        row = {"episode": self.num_episodes, "total_steps": self.num_timesteps,
-               "return": self._ep_return, "length": self._ep_len, **metrics,
-               "steps_per_sec": (self.num_timesteps - self._ep_steps0) / dt,
-               "wall_time": self.wall_time}
+        row = {
+            "episode": self.num_episodes,
+            "total_steps": self.num_timesteps,
+            "return": self._ep_return,
+            "length": self._ep_len,
+            **metrics,
+            "steps_per_sec": (self.num_timesteps - self._ep_steps0) / dt,
+            "wall_time": self.wall_time,
+            **self.time_split(),
+        }
         self.episode_log.append(row)
         if self.logger is not None:
             self.logger.log_episode(row)
@@ -222,9 +312,22 @@ class OffPolicyAgent:
             ev = self.evaluate(cfg.eval_episodes)
             postfix["test"] = f"{ev['test_return']:.3g}"
         bar.set_postfix(postfix, refresh=False)
-        if self.run_dir is not None and cfg.checkpoint_interval and \
-                self.num_episodes % cfg.checkpoint_interval == 0:
+        if (
+            self.run_dir is not None
+            and cfg.checkpoint_interval
+            and self.num_episodes % cfg.checkpoint_interval == 0
+        ):
             self.save(self.run_dir / "checkpoint.npz")
+
+    def time_split(self) -> dict[str, float]:
+        """Cumulative seconds in env steps, jitted updates, model fits and imagination."""
+        mb = self.model_based.timers if self.model_based is not None else {}
+        return {
+            "time_env": self.timers["env"],
+            "time_update": self.timers["update"],
+            "time_model_fit": mb.get("model_fit", 0.0),
+            "time_imagination": mb.get("imagination", 0.0),
+        }
 
     def evaluate(self, episodes: int = 5) -> dict[str, float]:
         """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""
@@ -232,11 +335,19 @@ class OffPolicyAgent:
             # A separate instance, so test episodes never disturb the training episode's RNG.
             spec = getattr(self.env, "spec", None)
             self._eval_env = gym.make(spec) if spec is not None else copy.deepcopy(self.env)
-        returns = evaluate_policy(lambda o: self.predict(o, deterministic=True)[0],
-                                  self._eval_env, episodes, seed=10_000 + self.seed)
-        row = {"episode": self.num_episodes, "total_steps": self.num_timesteps,
-               "test_return": float(np.mean(returns)), "test_return_std": float(np.std(returns)),
-               "wall_time": self.wall_time}
+        returns = evaluate_policy(
+            lambda o: self.predict(o, deterministic=True)[0],
+            self._eval_env,
+            episodes,
+            seed=10_000 + self.seed,
+        )
+        row = {
+            "episode": self.num_episodes,
+            "total_steps": self.num_timesteps,
+            "test_return": float(np.mean(returns)),
+            "test_return_std": float(np.std(returns)),
+            "wall_time": self.wall_time,
+        }
         self.eval_log.append(row)
         if self.logger is not None:
             self.logger.log_eval(row)
@@ -250,10 +361,16 @@ class OffPolicyAgent:
         arrays.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
         arrays["rng/key"] = np.asarray(self.key)
         meta = {
-            "algo": self.algo, "env_id": self.env_id, "seed": self.seed,
-            "config": self.config.to_dict(), "obs_dim": self.obs_dim, "act_dim": self.act_dim,
-            "num_timesteps": self.num_timesteps, "num_episodes": self.num_episodes,
-            "wall_time": self.wall_time, "env_seeded": self._env_seeded,
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "num_timesteps": self.num_timesteps,
+            "num_episodes": self.num_episodes,
+            "wall_time": self.wall_time,
+            "env_seeded": self._env_seeded,
             "replay_rng": self.rng.bit_generator.state,
             "env_rng": _env_rng_state(self.env),
         }
@@ -261,7 +378,10 @@ class OffPolicyAgent:
 
     @classmethod
     def load(
-        cls, path: str | Path, env: str | gym.Env | None = None, run_dir: str | Path | None = None,
+        cls,
+        path: str | Path,
+        env: str | gym.Env | None = None,
+        run_dir: str | Path | None = None,
         **kwargs: Any,
     ) -> OffPolicyAgent:
         """Rebuild an agent from :meth:`save`'s file; ``env`` defaults to the saved env id."""
@@ -276,8 +396,13 @@ class OffPolicyAgent:
             if meta.get("env_id") is None:
                 raise CheckpointError(f"{path} was saved with an unregistered env: pass env=")
             env = meta["env_id"]
-        model = klass(env, seed=meta["seed"], run_dir=run_dir,
-                      config=Config.from_dict(meta["config"]), **kwargs)
+        model = klass(
+            env,
+            seed=meta["seed"],
+            run_dir=run_dir,
+            config=Config.from_dict(meta["config"]),
+            **kwargs,
+        )
         if (model.obs_dim, model.act_dim) != (meta["obs_dim"], meta["act_dim"]):
             raise CheckpointError(
                 f"{path} was trained with observation/action sizes "
@@ -285,8 +410,9 @@ class OffPolicyAgent:
                 f"({model.obs_dim}, {model.act_dim})"
             )
         model.state = unflatten_tree(model.state, arrays, "state")
-        model.buffer.load_state_dict({k[len("buffer/"):]: v for k, v in arrays.items()
-                                      if k.startswith("buffer/")})
+        model.buffer.load_state_dict(
+            {k[len("buffer/") :]: v for k, v in arrays.items() if k.startswith("buffer/")}
+        )
         model.key = jnp.asarray(arrays["rng/key"], dtype=jnp.uint32)
         model.rng.bit_generator.state = meta["replay_rng"]
         model.num_timesteps, model.num_episodes = meta["num_timesteps"], meta["num_episodes"]
@@ -322,7 +448,7 @@ class DDPG(OffPolicyAgent):
 
 
 def evaluate_policy(policy: Any, env: gym.Env, episodes: int, seed: int) -> list[float]:
-    """Returns of ``episodes`` episodes of ``policy(obs) -> env action`` from seeds seed, seed+1..."""
+    """Returns of ``episodes`` episodes of ``policy(obs) -> action``, seeded seed, seed+1, ..."""
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -341,9 +467,7 @@ def _env_rng_state(env: gym.Env) -> dict | None:
 
 
 def _set_env_rng_state(env: gym.Env, state: dict) -> None:
-    env.unwrapped.np_random = np.random.Generator(
-        getattr(np.random, state["bit_generator"])()
-    )
+    env.unwrapped.np_random = np.random.Generator(getattr(np.random, state["bit_generator"])())
     env.unwrapped.np_random.bit_generator.state = state
 
 

@@ -27,7 +27,9 @@ class CheckpointError(ValueError):
     """A file that is not a readable nafrl checkpoint (missing, truncated, foreign, mismatched)."""
 
 
-def save_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> Path:
     """Atomically write ``arrays`` and the JSON-serialisable ``meta`` to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,8 +55,12 @@ def train(
             print(f"resuming {run_path} at step {model.num_timesteps} of {steps}")
         else:  # stopped before its first checkpoint: start over with the same settings
             klass = NAF if run_info["algo"] == "naf" else DDPG
-            model = klass(run_info["env"], seed=run_info["seed"], run_dir=run_path,
-                          config=Config.from_dict(run_info["config"]))
+            model = klass(
+                run_info["env"],
+                seed=run_info["seed"],
+                run_dir=run_path,
+                config=Config.from_dict(run_info["config"]),
+            )
             model.logger.truncate_after(0)
     else:
         run_path = run_dir or _default_run_dir(algo, env, seed)
@@ -64,16 +68,20 @@ def train(
             _fail(f"{run_path} already holds a run; use --resume {run_path} or another --run-dir")
         klass = NAF if algo == "naf" else DDPG
         model = klass(env, seed=seed, run_dir=run_path, config=config)  # validates first
-        model.logger.write_config({"algo": algo, "env": env, "steps": steps, "seed": seed,
-                                   "config": config.to_dict()})
+        model.logger.write_config(
+            {"algo": algo, "env": env, "steps": steps, "seed": seed, "config": config.to_dict()}
+        )
     model.learn(max(0, steps - model.num_timesteps), progress_bar=progress_bar)
     model.save(run_path / "checkpoint.npz")
     final = model.evaluate(model.config.eval_episodes)
-    png = plot_runs([run_path], run_path / "learning_curve.png",
-                    title=f"{model.algo.upper()} on {model.env_id}")
+    png = plot_runs(
+        [run_path], run_path / "learning_curve.png", title=f"{model.algo.upper()} on {model.env_id}"
+    )
     model.close()
-    print(f"test return {final['test_return']:.4g} ± {final['test_return_std']:.3g} after "
-          f"{model.num_timesteps} steps ({model.num_episodes} episodes, {model.wall_time:.0f} s)")
+    print(
+        f"test return {final['test_return']:.4g} ± {final['test_return_std']:.3g} after "
+        f"{model.num_timesteps} steps ({model.num_episodes} episodes, {model.wall_time:.0f} s)"
+    )
     print(f"run folder: {run_path}  (learning curve: {png})")
 
 
@@ -84,8 +92,10 @@ def evaluate(run_dir: tyro.conf.Positional[Path], episodes: int = 10, seed: int 
 
     model = OffPolicyAgent.load(run_dir)
     returns = evaluate_policy(lambda o: model.predict(o)[0], model.env, episodes, seed)
-    print(f"{model.algo.upper()} on {model.env_id}: test return {np.mean(returns):.4g} ± "
-          f"{np.std(returns):.3g} over {episodes} episodes (step {model.num_timesteps})")
+    print(
+        f"{model.algo.upper()} on {model.env_id}: test return {np.mean(returns):.4g} ± "
+        f"{np.std(returns):.3g} over {episodes} episodes (step {model.num_timesteps})"
+    )
 
 
 @app.command(name="plot")
@@ -120,7 +130,12 @@ def render(task_id: tyro.conf.Positional[str], out: Path = Path("task.png")) -> 
 
 
 @app.command(name="record")
-def record(run_dir: tyro.conf.Positional[Path], out: Path = Path("policy.mp4"), episodes: int = 1, seed: int = 0) -> None:
+def record(
+    run_dir: tyro.conf.Positional[Path],
+    out: Path = Path("policy.mp4"),
+    episodes: int = 1,
+    seed: int = 0,
+) -> None:
     """Record a trained policy (a run folder or checkpoint) as MP4."""
     from nafrl.api import OffPolicyAgent
     from nafrl.envs import cli as envs_cli

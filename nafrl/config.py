@@ -88,8 +88,12 @@ class Config:
     """Write a checkpoint every this many episodes (0: only at the end of learn())."""
 
     def __post_init__(self) -> None:
-        _check(bool(self.hidden_sizes) and all(h >= 1 for h in self.hidden_sizes),
-               "hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive integers")
+        _check(
+            bool(self.hidden_sizes) and all(h >= 1 for h in self.hidden_sizes),
+            "hidden_sizes",
+            self.hidden_sizes,
+            "a non-empty tuple of positive integers",
+        )
         _positive("learning_rate", self.learning_rate)
         if self.actor_learning_rate is not None:
             _positive("actor_learning_rate", self.actor_learning_rate)
@@ -97,19 +101,31 @@ class Config:
         _int_at_least("updates_per_step", self.updates_per_step, 1)
         _check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "a number in [0, 1]")
         _check(0.0 < self.tau <= 1.0, "tau", self.tau, "a number in (0, 1]")
-        _check(self.grad_clip_norm >= 0.0, "grad_clip_norm", self.grad_clip_norm,
-               "0 (off) or a positive number")
+        _check(
+            self.grad_clip_norm >= 0.0,
+            "grad_clip_norm",
+            self.grad_clip_norm,
+            "0 (off) or a positive number",
+        )
         _check(self.max_log_diag > 0.0, "max_log_diag", self.max_log_diag, "a positive number")
         _int_at_least("buffer_size", self.buffer_size, 1)
         _int_at_least("learning_starts", self.learning_starts, 0)
-        _check(self.exploration in EXPLORATION_KINDS, "exploration", self.exploration,
-               f"one of {', '.join(EXPLORATION_KINDS)}")
+        _check(
+            self.exploration in EXPLORATION_KINDS,
+            "exploration",
+            self.exploration,
+            f"one of {', '.join(EXPLORATION_KINDS)}",
+        )
         _check(self.noise_scale >= 0.0, "noise_scale", self.noise_scale, "a number >= 0")
         _check(0.0 < self.ou_theta <= 1.0, "ou_theta", self.ou_theta, "a number in (0, 1]")
         _int_at_least("precision_start", self.precision_start, 0)
         _check(self.model in MODEL_KINDS, "model", self.model, f"one of {', '.join(MODEL_KINDS)}")
-        _check(0.0 <= self.ilqg_fraction <= 1.0, "ilqg_fraction", self.ilqg_fraction,
-               "a number in [0, 1]")
+        _check(
+            0.0 <= self.ilqg_fraction <= 1.0,
+            "ilqg_fraction",
+            self.ilqg_fraction,
+            "a number in [0, 1]",
+        )
         _int_at_least("imagination_length", self.imagination_length, 0)
         _int_at_least("imagination_off_after", self.imagination_off_after, 0)
         _int_at_least("refit_every", self.refit_every, 1)
@@ -159,5 +175,9 @@ def _positive(name: str, value: float) -> None:
 
 
 def _int_at_least(name: str, value: int, low: int) -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= low, name, value,
-           f"an integer >= {low}")
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= low,
+        name,
+        value,
+        f"an integer >= {low}",
+    )

@@ -13,11 +13,13 @@ class EnvError(ValueError):
 
 
 def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """A Gymnasium environment from an id (``'nafrl/Reacher-v0'``, ``'HalfCheetah-v5'``) or as given."""
+    """A Gymnasium env from an id (``'nafrl/Reacher-v0'``, ``'HalfCheetah-v5'``), or as given."""
     if isinstance(env, gym.Env):
         return env
     if not isinstance(env, str):
-        raise EnvError(f"env must be a Gymnasium id string or a gymnasium.Env, got {type(env).__name__}")
+        raise EnvError(
+            f"env must be a Gymnasium id string or a gymnasium.Env, got {type(env).__name__}"
+        )
     import nafrl.envs  # noqa: F401  (registers the nafrl/ ids)
 
     if env not in gym.envs.registry:

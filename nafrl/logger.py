@@ -12,8 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-EPISODE_FIELDS = ("episode", "total_steps", "return", "length", "q_loss", "mean_v",
-                  "steps_per_sec", "wall_time")
+EPISODE_FIELDS = (
+    "episode",
+    "total_steps",
+    "return",
+    "length",
+    "q_loss",
+    "mean_v",
+    "steps_per_sec",
+    "wall_time",
+    "time_env",
+    "time_update",
+    "time_model_fit",
+    "time_imagination",
+)
 EVAL_FIELDS = ("episode", "total_steps", "test_return", "test_return_std", "wall_time")
 
 
@@ -56,8 +68,11 @@ class RunLogger:
 
     def _append(self, name: str, fields: tuple[str, ...], row: dict[str, Any], group: str) -> None:
         self._write_rows(self.run_dir / name, fields, [row], "a")
-        self.log_scalars(group, {k: float(v) for k, v in row.items()
-                                 if k not in ("episode", "total_steps")}, int(row["total_steps"]))
+        self.log_scalars(
+            group,
+            {k: float(v) for k, v in row.items() if k not in ("episode", "total_steps")},
+            int(row["total_steps"]),
+        )
 
     @staticmethod
     def _write_rows(path: Path, fields: tuple[str, ...], rows: list[dict], mode: str) -> None:

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 _hidden_init = nn.initializers.variance_scaling(
     2.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1, batch_axis=(0,)
 )
+
+
 # Small output layer (as in DDPG, Lillicrap et al. 2016): initial Q and mu near zero.
 def _output_init(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype = jnp.float32) -> jax.Array:
     return jax.random.uniform(key, shape, dtype, -3e-3, 3e-3)
@@ -42,16 +44,20 @@ class StackedMLP(nn.Module):
         sizes = [*self.hidden_sizes, self.out_size]
         for i, size in enumerate(sizes):
             last = i == len(sizes) - 1
-            W = self.param(f"W{i}", _output_init if last else _hidden_init,
-                           (self.num, x.shape[-1] if i == 0 else sizes[i - 1], size))
+            W = self.param(
+                f"W{i}",
+                _output_init if last else _hidden_init,
+                (self.num, x.shape[-1] if i == 0 else sizes[i - 1], size),
+            )
             b = self.param(f"b{i}", nn.initializers.zeros, (self.num, 1, size))
             if first:
                 W, b = (W[:1, :, :first], b[:1, :, :first]) if last else (W[:1], b[:1])
             h = jnp.einsum("kbi,kio->kbo", h, W) + b
             if not last:
                 if self.batch_norm:
-                    h = nn.BatchNorm(use_running_average=not train, momentum=0.99, axis=(0, 2),
-                                     name=f"bn{i}")(h)
+                    h = nn.BatchNorm(
+                        use_running_average=not train, momentum=0.99, axis=(0, 2), name=f"bn{i}"
+                    )(h)
                 h = nn.relu(h)
         return h
 
@@ -100,7 +106,7 @@ class NAFNetwork(nn.Module):
         du, nl = self.action_dim, num_tril(self.action_dim)
         if self.shared_trunk:
             out = StackedMLP(1, self.hidden_sizes, 1 + du + nl, self.batch_norm)(x, train)[0]
-            v, m, l_entries = out[:, 0], out[:, 1:1 + du], out[:, 1 + du:]
+            v, m, l_entries = out[:, 0], out[:, 1 : 1 + du], out[:, 1 + du :]
         else:  # separate V, mu and L networks (the paper's default)
             mlp = StackedMLP(3, self.hidden_sizes, max(du, nl), self.batch_norm)
             if value_only and not self.batch_norm:
@@ -138,7 +144,9 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        return jnp.tanh(StackedMLP(1, self.hidden_sizes, self.action_dim, self.batch_norm)(x, train)[0])
+        return jnp.tanh(
+            StackedMLP(1, self.hidden_sizes, self.action_dim, self.batch_norm)(x, train)[0]
+        )
 
 
 class Critic(nn.Module):

@@ -94,23 +94,32 @@ class ReplayBuffer:
         """Uniformly sample ``num_batches`` minibatches: arrays of shape (num_batches, m, ...)."""
         idx = self.sample_indices(rng, (num_batches, batch_size))
         d = self.data
-        return Batch(d["obs"][idx], d["action"][idx], d["reward"][idx], d["next_obs"][idx],
-                     d["terminated"][idx])
+        return Batch(
+            d["obs"][idx],
+            d["action"][idx],
+            d["reward"][idx],
+            d["next_obs"][idx],
+            d["terminated"][idx],
+        )
 
     def gather(self, idx: np.ndarray, fields: tuple[str, ...] = _CORE) -> dict[str, np.ndarray]:
         return {name: self.data[name][idx] for name in fields}
 
     # --- checkpointing: only the filled part, in chronological order ---
     def state_dict(self) -> dict[str, np.ndarray]:
-        order = np.arange(self.size) if self.size < self.capacity else (
-            (self.pos + np.arange(self.capacity)) % self.capacity
+        order = (
+            np.arange(self.size)
+            if self.size < self.capacity
+            else ((self.pos + np.arange(self.capacity)) % self.capacity)
         )
         return {name: a[order] for name, a in self.data.items()}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         n = len(state["obs"])
         if n > self.capacity:
-            raise ValueError(f"checkpoint holds {n} transitions, buffer capacity is {self.capacity}")
+            raise ValueError(
+                f"checkpoint holds {n} transitions, buffer capacity is {self.capacity}"
+            )
         for name, a in self.data.items():
             if name not in state:
                 raise ValueError(f"checkpoint buffer lacks field {name!r}")

@@ -11,13 +11,19 @@ from nafrl.checkpoint import CheckpointError
 from nafrl.config import ConfigError
 from nafrl.env_utils import EnvError
 
-SMALL = dict(hidden_sizes=(32, 32), learning_starts=200, batch_size=32, eval_interval=0,
-             checkpoint_interval=0)
+SMALL = dict(
+    hidden_sizes=(32, 32),
+    learning_starts=200,
+    batch_size=32,
+    eval_interval=0,
+    checkpoint_interval=0,
+)
 
 
 def _params_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
-                                                     strict=True))
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
 
 
 @pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
@@ -111,12 +117,24 @@ def test_unknown_env_and_discrete_actions_are_clear_errors(tmp_path):
     assert not (tmp_path / "r").exists()  # nothing written before the error
 
 
-@pytest.mark.parametrize("field,value", [
-    ("learning_rate", 0.0), ("learning_rate", -1e-3), ("batch_size", 0), ("tau", 0.0),
-    ("tau", 1.5), ("gamma", 1.1), ("updates_per_step", 0), ("buffer_size", 0),
-    ("exploration", "pink"), ("noise_scale", -0.1), ("hidden_sizes", (0,)),
-    ("model", "gp"), ("ilqg_fraction", 2.0),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("learning_rate", 0.0),
+        ("learning_rate", -1e-3),
+        ("batch_size", 0),
+        ("tau", 0.0),
+        ("tau", 1.5),
+        ("gamma", 1.1),
+        ("updates_per_step", 0),
+        ("buffer_size", 0),
+        ("exploration", "pink"),
+        ("noise_scale", -0.1),
+        ("hidden_sizes", (0,)),
+        ("model", "gp"),
+        ("ilqg_fraction", 2.0),
+    ],
+)
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         nafrl.NAF("Pendulum-v1", **{field: value})
@@ -142,8 +160,9 @@ class _NaNAfter(gym.Wrapper):
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     env = _NaNAfter(gym.make("Pendulum-v1"), after=650)
-    m = nafrl.NAF(env, seed=0, run_dir=tmp_path, tensorboard=False,
-                  **{**SMALL, "checkpoint_interval": 1})
+    m = nafrl.NAF(
+        env, seed=0, run_dir=tmp_path, tensorboard=False, **{**SMALL, "checkpoint_interval": 1}
+    )
     with pytest.raises(TrainingDivergedError, match="non-finite"):
         m.learn(2000)
     ck = nafrl.NAF.load(tmp_path / "checkpoint.npz", env=gym.make("Pendulum-v1"))

@@ -14,14 +14,33 @@ import pytest
 
 import nafrl
 
-TINY = ["--hidden-sizes", "32", "32", "--learning-starts", "200", "--batch-size", "32",
-        "--checkpoint-interval", "1", "--eval-interval", "2", "--eval-episodes", "1"]
+TINY = [
+    "--hidden-sizes",
+    "32",
+    "32",
+    "--learning-starts",
+    "200",
+    "--batch-size",
+    "32",
+    "--checkpoint-interval",
+    "1",
+    "--eval-interval",
+    "2",
+    "--eval-episodes",
+    "1",
+]
 
 
 def _nafrl(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
-    return subprocess.run([sys.executable, "-m", "nafrl.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "nafrl.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kw,
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -31,11 +50,27 @@ def _rows(path: Path) -> list[dict]:
 
 def test_train_eval_plot(tmp_path):
     run = tmp_path / "run"
-    r = _nafrl("train", "--env", "Pendulum-v1", "--steps", "800", "--seed", "2", "--run-dir",
-               str(run), "--no-progress-bar", *TINY)
+    r = _nafrl(
+        "train",
+        "--env",
+        "Pendulum-v1",
+        "--steps",
+        "800",
+        "--seed",
+        "2",
+        "--run-dir",
+        str(run),
+        "--no-progress-bar",
+        *TINY,
+    )
     assert r.returncode == 0, r.stderr
-    for name in ("config.json", "episodes.csv", "evals.csv", "checkpoint.npz",
-                 "learning_curve.png"):
+    for name in (
+        "config.json",
+        "episodes.csv",
+        "evals.csv",
+        "checkpoint.npz",
+        "learning_curve.png",
+    ):
         assert (run / name).exists(), name
     assert list((run / "tb").glob("events.out.tfevents.*"))
     rows = _rows(run / "episodes.csv")
@@ -51,13 +86,16 @@ def test_train_eval_plot(tmp_path):
     assert r.returncode == 2 and "already holds a run" in r.stderr
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--env", "NoSuch-v0"], "unknown env id"),
-    (["--env", "CartPole-v1"], "NAF needs continuous actions"),
-    (["--learning-rate", "0"], "learning_rate"),
-    (["--tau", "2"], "tau"),
-    (["--batch-size", "0"], "batch_size"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--env", "NoSuch-v0"], "unknown env id"),
+        (["--env", "CartPole-v1"], "NAF needs continuous actions"),
+        (["--learning-rate", "0"], "learning_rate"),
+        (["--tau", "2"], "tau"),
+        (["--batch-size", "0"], "batch_size"),
+    ],
+)
 def test_train_bad_input_one_clear_error(tmp_path, args, message):
     r = _nafrl("train", "--run-dir", str(tmp_path / "r"), *args)
     assert r.returncode != 0
@@ -79,8 +117,12 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     assert r.returncode == 0, r.stderr
 
     env = {**os.environ, "MUJOCO_GL": "osmesa"}
-    p = subprocess.Popen([sys.executable, "-m", "nafrl.cli", "train", "--run-dir", str(cut),
-                          *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "nafrl.cli", "train", "--run-dir", str(cut), *common],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None:
         rows = _rows(cut / "episodes.csv") if (cut / "episodes.csv").exists() else []

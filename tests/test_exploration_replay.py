@@ -81,8 +81,13 @@ def test_replay_wraps_around_and_keeps_the_newest():
 def test_replay_add_batch_wraps():
     buf = ReplayBuffer(4, 1, 1)
     n = 6
-    buf.add_batch(obs=np.arange(n)[:, None], action=np.zeros((n, 1)), reward=np.arange(n),
-                  next_obs=np.zeros((n, 1)), terminated=np.zeros(n))
+    buf.add_batch(
+        obs=np.arange(n)[:, None],
+        action=np.zeros((n, 1)),
+        reward=np.arange(n),
+        next_obs=np.zeros((n, 1)),
+        terminated=np.zeros(n),
+    )
     assert len(buf) == 4 and buf.pos == 2
     np.testing.assert_array_equal(buf.state_dict()["reward"], [2, 3, 4, 5])
 

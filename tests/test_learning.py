@@ -10,8 +10,7 @@ import pytest
 
 import nafrl
 
-KW = dict(learning_starts=500, eval_interval=5, eval_episodes=3, tau=0.005,
-          checkpoint_interval=0)
+KW = dict(learning_starts=500, eval_interval=5, eval_episodes=3, tau=0.005, checkpoint_interval=0)
 
 
 @pytest.mark.slow

@@ -56,8 +56,11 @@ def test_argmax_over_dense_grid_is_mu_1d():
     out = net.apply(params, x)
     grid = jnp.linspace(-1, 1, 4001)
     for i in range(4):
-        o = NAFOutputs(jnp.repeat(out.V[i:i + 1], grid.size), jnp.repeat(out.mu[i:i + 1], grid.size, 0),
-                       jnp.repeat(out.L[i:i + 1], grid.size, 0))
+        o = NAFOutputs(
+            jnp.repeat(out.V[i : i + 1], grid.size),
+            jnp.repeat(out.mu[i : i + 1], grid.size, 0),
+            jnp.repeat(out.L[i : i + 1], grid.size, 0),
+        )
         best = grid[jnp.argmax(q_value(o, grid[:, None]))]
         assert abs(float(best) - float(out.mu[i, 0])) <= 1e-3
 
@@ -69,8 +72,11 @@ def test_argmax_over_dense_grid_is_mu_2d():
     U = jnp.stack(jnp.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
     for i in range(3):
         n = U.shape[0]
-        o = NAFOutputs(jnp.repeat(out.V[i:i + 1], n), jnp.repeat(out.mu[i:i + 1], n, 0),
-                       jnp.repeat(out.L[i:i + 1], n, 0))
+        o = NAFOutputs(
+            jnp.repeat(out.V[i : i + 1], n),
+            jnp.repeat(out.mu[i : i + 1], n, 0),
+            jnp.repeat(out.L[i : i + 1], n, 0),
+        )
         best = U[jnp.argmax(q_value(o, U))]
         np.testing.assert_allclose(best, out.mu[i], atol=2 * (2 / 400))
 
@@ -86,11 +92,13 @@ def _numpy_loss(out, out_target_V, batch, gamma):
 
 
 def _batch(rng, m, dx, du, terminated):
-    return Batch(rng.standard_normal((m, dx)).astype(np.float32),
-                 rng.uniform(-1, 1, (m, du)).astype(np.float32),
-                 rng.standard_normal(m).astype(np.float32),
-                 rng.standard_normal((m, dx)).astype(np.float32),
-                 terminated.astype(np.float32))
+    return Batch(
+        rng.standard_normal((m, dx)).astype(np.float32),
+        rng.uniform(-1, 1, (m, du)).astype(np.float32),
+        rng.standard_normal(m).astype(np.float32),
+        rng.standard_normal((m, dx)).astype(np.float32),
+        terminated.astype(np.float32),
+    )
 
 
 def test_loss_matches_numpy_reference():
@@ -141,7 +149,11 @@ def test_update_decreases_loss_on_fixed_batch_and_soft_updates_target():
             # theta' <- tau theta_new + (1 - tau) theta'
             W_new = new_state.params["params"]["StackedMLP_0"]["W1"]
             W_old_t = old_target["params"]["StackedMLP_0"]["W1"]
-            np.testing.assert_allclose(new_state.target_params["params"]["StackedMLP_0"]["W1"],
-                                       0.1 * W_new + 0.9 * W_old_t, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(
+                new_state.target_params["params"]["StackedMLP_0"]["W1"],
+                0.1 * W_new + 0.9 * W_old_t,
+                rtol=1e-5,
+                atol=1e-7,
+            )
         state = new_state
     assert float(m["q_loss"]) < 0.2 * first

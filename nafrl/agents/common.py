@@ -86,10 +86,12 @@ def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
         else:
             metrics = {"q_loss": jnp.float32(jnp.nan), "mean_v": jnp.float32(jnp.nan)}
         mu, L = agent.policy(state, obs[None])
-        noise = sample_noise(noise_kind, noise, key, config.noise_scale, config.ou_theta,
-                             None if L is None else L[0])
+        noise = sample_noise(
+            noise_kind, noise, key, config.noise_scale, config.ou_theta, None if L is None else L[0]
+        )
         action = jnp.clip(mu[0] + noise, -1.0, 1.0)
         return StepOutput(state, noise, action, metrics)
 
-    return jax.jit(train_step, static_argnames=("do_update", "noise_kind"),
-                   donate_argnames=("state",))
+    return jax.jit(
+        train_step, static_argnames=("do_update", "noise_kind"), donate_argnames=("state",)
+    )

@@ -36,8 +36,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     actor = Actor(act_dim, hidden, config.batch_norm)
     critic = Critic(hidden, config.batch_norm)
     critic_opt = make_optimizer(config.learning_rate, config.grad_clip_norm)
-    actor_opt = make_optimizer(config.actor_learning_rate or config.learning_rate,
-                               config.grad_clip_norm)
+    actor_opt = make_optimizer(
+        config.actor_learning_rate or config.learning_rate, config.grad_clip_norm
+    )
 
     def init(key: jax.Array) -> TrainState:
         k_actor, k_critic = jax.random.split(key)
@@ -69,16 +70,22 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         y = batch.reward + config.gamma * (1.0 - batch.terminated) * q_next
 
         def critic_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
-            q, upd = _apply(critic, {**state.params, "params": p}, batch.obs, batch.action,
-                            train=True)
+            q, upd = _apply(
+                critic, {**state.params, "params": p}, batch.obs, batch.action, train=True
+            )
             return jnp.mean((y - q) ** 2), (upd, q)
 
         (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state.params["params"])
-        c_step, critic_opt_state = critic_opt.update(c_grads, state.opt_state,
-                                                     state.params["params"])
-        critic_vars = {**state.params, **c_upd,
-                       "params": optax.apply_updates(state.params["params"], c_step)}
+            state.params["params"]
+        )
+        c_step, critic_opt_state = critic_opt.update(
+            c_grads, state.opt_state, state.params["params"]
+        )
+        critic_vars = {
+            **state.params,
+            **c_upd,
+            "params": optax.apply_updates(state.params["params"], c_step),
+        }
 
         # Actor: maximise Q(x, pi(x)) through the updated critic.
         def actor_loss(p: Any) -> tuple[jax.Array, dict]:
@@ -86,11 +93,16 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             return -jnp.mean(critic.apply(critic_vars, batch.obs, u, train=False)), upd
 
         (pi_loss, a_upd), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor_params["params"])
-        a_step, actor_opt_state = actor_opt.update(a_grads, state.actor_opt_state,
-                                                   state.actor_params["params"])
-        actor_vars = {**state.actor_params, **a_upd,
-                      "params": optax.apply_updates(state.actor_params["params"], a_step)}
+            state.actor_params["params"]
+        )
+        a_step, actor_opt_state = actor_opt.update(
+            a_grads, state.actor_opt_state, state.actor_params["params"]
+        )
+        actor_vars = {
+            **state.actor_params,
+            **a_upd,
+            "params": optax.apply_updates(state.actor_params["params"], a_step),
+        }
 
         new_state = TrainState(
             params=critic_vars,

@@ -78,15 +78,19 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         def loss_of(p: Any) -> tuple[jax.Array, Any]:
-            return td_loss(net, {**state.params, "params": p}, state.target_params, batch,
-                           config.gamma)
+            return td_loss(
+                net, {**state.params, "params": p}, state.target_params, batch, config.gamma
+            )
 
         (loss, (bn_updates, out)), grads = jax.value_and_grad(loss_of, has_aux=True)(
             state.params["params"]
         )
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params["params"])
-        params = {**state.params, **bn_updates, "params": optax.apply_updates(
-            state.params["params"], upd)}
+        params = {
+            **state.params,
+            **bn_updates,
+            "params": optax.apply_updates(state.params["params"], upd),
+        }
         new_state = state._replace(
             params=params,
             target_params=soft_update(state.target_params, params, config.tau),
