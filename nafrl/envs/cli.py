@@ -1,0 +1,110 @@
+"""Command-line helpers for the tasks (wired into the ``nafrl`` CLI by :mod:`nafrl.cli`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from nafrl.envs.registry import TASKS, make
+
+__all__ = ["random_return", "record_policy", "render", "tasks"]
+
+
+def random_return(task_id: str, episodes: int = 3, seed: int = 0) -> tuple[float, float]:
+    """(mean return of a uniform-random agent over ``episodes``, env steps per second)."""
+    env = make(task_id)
+    rng = np.random.default_rng(seed)
+    returns, steps, elapsed = [], 0, 0.0
+    for ep in range(episodes):
+        env.reset(seed=seed + ep)
+        total, done = 0.0, False
+        while not done:
+            a = rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
+            t0 = time.perf_counter()
+            _, r, terminated, truncated, _ = env.step(a)
+            elapsed += time.perf_counter() - t0
+            total, steps, done = total + float(r), steps + 1, terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns)), steps / max(elapsed, 1e-12)
+
+
+def tasks(episodes: int = 3) -> None:
+    """Print every registered task: sizes, horizon T, random-agent return and env steps/s."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="nafrl tasks (paper Table 3)")
+    for col in ("id", "obs", "act", "T", "tags", "r(x,u)", "random return", "steps/s"):
+        table.add_column(col, justify="left" if col in ("id", "tags") else "right", no_wrap=True)
+    for task_id, spec in TASKS.items():
+        env = make(task_id)
+        n_obs, n_act = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
+        ret, sps = random_return(task_id, episodes=episodes)
+        table.add_row(
+            task_id, str(n_obs), str(n_act), str(spec.horizon), ",".join(spec.tags),
+            "yes" if spec.has_reward_fn else "no", f"{ret:.2f}", f"{sps:,.0f}",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    console.print(table)
+
+
+def render(task_id: str, out: Path, seed: int = 0, width: int = 480, height: int = 480) -> None:
+    """Save a PNG of ``task_id`` right after ``reset(seed=seed)``."""
+    import imageio.v3 as iio
+
+    env = make(task_id, render_mode="rgb_array", width=width, height=height)
+    env.reset(seed=seed)
+    frame = env.render()
+    env.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(out, np.asarray(frame))
+    print(f"wrote {out}")
+
+
+def record_policy(
+    task_id: str,
+    policy: Callable[[np.ndarray], np.ndarray] | None,
+    out: Path,
+    episodes: int = 1,
+    seed: int = 0,
+    width: int = 320,
+    height: int = 320,
+) -> list[float]:
+    """Write an MP4 of ``policy`` (obs -> action) for ``episodes`` episodes; returns the returns.
+
+    ``policy=None`` uses the task's scripted controller.
+    """
+    import imageio
+
+    env: gym.Env = make(task_id, render_mode="rgb_array", width=width, height=height)
+    if policy is None:
+        factory = TASKS[task_id].scripted
+        if factory is None:
+            raise ValueError(f"{task_id} has no scripted controller; pass a policy")
+        policy = factory(env)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fps = env.metadata.get("render_fps", 20)
+    returns = []
+    with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=1) as writer:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            writer.append_data(env.render())
+            total, done = 0.0, False
+            while not done:
+                obs, r, terminated, truncated, _ = env.step(policy(obs))
+                writer.append_data(env.render())
+                total, done = total + float(r), terminated or truncated
+            returns.append(total)
+    env.close()
+    print(f"wrote {out} ({episodes} episode(s), returns {[round(r, 3) for r in returns]})")
+    return returns
