@@ -46,7 +46,9 @@ How to add a task
 
 from __future__ import annotations
 
+import atexit
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,16 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 ScriptedFactory = Callable[[gym.Env], Callable[[np.ndarray], np.ndarray]]
 
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+# Renderers still open at interpreter exit are closed before module teardown (otherwise
+# MuJoCo's OSMesa context frees itself after its library handle is gone and prints errors).
+_LIVE_RENDERERS: weakref.WeakSet[mujoco.Renderer] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_renderers() -> None:
+    for r in list(_LIVE_RENDERERS):
+        r.close()
 
 
 @dataclass(frozen=True)
@@ -150,9 +162,7 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     render_camera: ClassVar[str | int] = -1
     """Camera name or id used by :meth:`render` (-1: MuJoCo's free camera)."""
 
-    def __init__(
-        self, render_mode: str | None = None, width: int = 240, height: int = 240
-    ) -> None:
+    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"{type(self).__name__}: render_mode={render_mode!r} is not supported; "
@@ -310,7 +320,11 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self._renderer is None:
+            # Software (OSMesa) rendering time is dominated by the shadow map: cap its size.
+            q = self.model.vis.quality
+            q.shadowsize = min(int(q.shadowsize), 1024)
             self._renderer = mujoco.Renderer(self.model, self._height, self._width)
+            _LIVE_RENDERERS.add(self._renderer)
         # Derived quantities only (cameras, lights); the integration state is untouched.
         mujoco.mj_forward(self.model, self.data)
         self._renderer.update_scene(self.data, camera=self.render_camera)

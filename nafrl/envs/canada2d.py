@@ -19,6 +19,7 @@ PUCK_RADIUS = 0.02
 CONTROL_COST = 0.01
 GEAR = 0.1  # N m per unit action
 STRIKE_GAIN = 5.0  # N per m/s of blade velocity error
+CLOSE_ENOUGH = 0.03  # the scripted controller stops striking this close to the target (m)
 APPROACH_COST = 0.2
 Q_START = (2.2, 0.8, 0.8)
 FOLD = (2.4, 2.0)  # joints 1-2 folded: the whole arm stays within 0.11 m of the base
@@ -33,8 +34,9 @@ class Canada2dEnv(MujocoTaskEnv):
     to the stick's -y side (a sweeping shot strikes with either face). A 50 g
     puck (radius 2 cm) slides in the plane on two damped slide joints
     (viscous friction 0.1 N s/m: it coasts for about 0.5 s) inside a walled
-    rink x in [-0.2, 0.44] m, |y| <= 0.36 m. The arm touches only the puck, the puck also the walls. Timestep 2 ms,
-    ``frame_skip`` 25: one step is 0.05 s; horizon T = 150 (7.5 s).
+    rink x in [-0.2, 0.44] m, |y| <= 0.36 m. The arm touches only the puck,
+    the puck also the walls. Timestep 2 ms, ``frame_skip`` 25: one step is
+    0.05 s; horizon T = 150 (7.5 s).
 
     Action (3,): joint torques, [-1, 1] -> [-0.1, 0.1] N m; clipped.
 
@@ -64,7 +66,7 @@ class Canada2dEnv(MujocoTaskEnv):
     has_reward_fn = True
     render_camera = "top"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240):
+    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._blade = self.data.site("blade").xpos
@@ -143,7 +145,8 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
     whose joint-space path from the folded pose keeps clear of the puck, turn,
     unfold into it, then servo the blade's velocity through the puck towards
     the target (speed chosen for the puck to coast the remaining distance);
-    wait for the puck to stop and repeat.
+    wait for the puck to stop and repeat; once within 3 cm of the target,
+    hold the blade by the puck.
     """
     e = env.unwrapped
     assert isinstance(e, Canada2dEnv)
@@ -167,24 +170,41 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
             p = puck - dh * (PUCK_RADIUS + 0.03)
             for face, normal in FACES:
                 for elbow in (1.0, -1.0):
-                    q_ref = planar_ik3(float(p[0]), float(p[1]), float(a - normal), LINKS,
-                                       elbow, face)
+                    q_ref = planar_ik3(
+                        float(p[0]), float(p[1]), float(a - normal), LINKS, elbow, face
+                    )
                     if q_ref is None or np.abs(q_ref[1:]).max() > JOINT_LIMIT - 0.1:
                         continue
                     s_ref = 1.0 if q_ref[1] >= 0 else -1.0
                     fold = np.array([q_ref[0], s_ref * FOLD[0], s_ref * FOLD[1]])
-                    head = [q.copy(), np.array([q_ref[0], s_now * FOLD[0], s_now * FOLD[1]])]
+                    turned = [np.array([q_ref[0], s_now * FOLD[0], s_now * FOLD[1]])]
                     if s_ref != s_now:
-                        head.append(fold)
-                    for via in (
+                        turned.append(fold)
+                    vias: list[list[np.ndarray]] = [
                         [],
-                        [np.array([q_ref[0], q_ref[1], fold[2]])],
-                        [np.array([q_ref[0], fold[1], q_ref[2]])],
-                    ):
-                        path = [*head, *via, q_ref]
+                        turned,
+                        [*turned, np.array([q_ref[0], q_ref[1], fold[2]])],
+                        [*turned, np.array([q_ref[0], fold[1], q_ref[2]])],
+                    ]
+                    for back in (0.06, 0.09):  # come in along dh from further back
+                        pb = p - dh * back
+                        q_back = planar_ik3(
+                            float(pb[0]), float(pb[1]), float(a - normal), LINKS, elbow, face
+                        )
+                        if q_back is not None and np.abs(q_back[1:]).max() < JOINT_LIMIT - 0.1:
+                            vias += [[q_back], [*turned, q_back]]
+                    for via in vias:
+                        path = [q.copy(), *via, q_ref]
                         if path_clear(path, puck):
-                            return dict(path=path[1:], i=0, p=p, dh=dh, face=face,
-                                        heading=a - normal, puck=puck.copy())
+                            return dict(
+                                path=path[1:],
+                                i=0,
+                                p=p,
+                                dh=dh,
+                                face=face,
+                                heading=a - normal,
+                                puck=puck.copy(),
+                            )
         return None
 
     def policy(obs: np.ndarray) -> np.ndarray:
@@ -198,7 +218,7 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
         if phase == "fold":  # folded, the arm stays within 0.11 m of the base
             sign = 1.0 if q[1] >= 0 else -1.0
             ref = np.array([q[0], sign * FOLD[0], sign * FOLD[1]])
-            if np.abs(ref - q).max() < 0.3:
+            if np.abs(ref - q).max() < 0.3 and mem["t"] % 5 == 1:  # (re)plan every 5 steps
                 pl = plan(puck, target, q)
                 if pl is not None:
                     mem.update(phase="approach", plan=pl)
@@ -207,14 +227,17 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
             ref = pl["path"][pl["i"]]
             last = pl["i"] == len(pl["path"]) - 1
             if np.linalg.norm(puck - pl["puck"]) > 0.01:  # bumped the puck: start over
-                mem.update(phase="fold")
+                mem.update(phase="fold", t=0)
             elif not last and np.abs(wrap_angle(ref - q)).max() < 0.2:
                 pl["i"] += 1
-            elif last and np.linalg.norm(_face_point(q, pl["face"]) - pl["p"]) < 0.01 and (
-                np.abs(qd).max() < 1.0
+            elif (
+                last
+                and np.linalg.norm(_face_point(q, pl["face"]) - pl["p"]) < 0.01
+                and (np.abs(qd).max() < 1.0)
             ):
-                speed = 2.0 * float(np.linalg.norm(target - puck))  # coasts speed * 0.5 s
-                mem.update(phase="strike", speed=speed, t=0)
+                dist = float(np.linalg.norm(target - puck))
+                if dist > CLOSE_ENOUGH:  # else hold the blade by the puck
+                    mem.update(phase="strike", speed=2.0 * dist, t=0)  # coasts speed * 0.5 s
             return arm_pd(q, qd, ref, kp=6.0, kd=0.8)
         if phase == "strike":  # blade-velocity servo along dh (Jacobian transpose)
             if mem["t"] > 10 or np.linalg.norm(puck_v) > 0.6 * mem["speed"]:

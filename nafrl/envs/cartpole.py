@@ -46,7 +46,7 @@ class CartpoleEnv(MujocoTaskEnv):
     has_reward_fn = True
     render_camera = "front"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240):
+    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
 

@@ -47,8 +47,14 @@ def tasks(episodes: int = 3) -> None:
         env.close()
         ret, sps = random_return(task_id, episodes=episodes)
         table.add_row(
-            task_id, str(n_obs), str(n_act), str(spec.horizon), ",".join(spec.tags),
-            "yes" if spec.has_reward_fn else "no", f"{ret:.2f}", f"{sps:,.0f}",
+            task_id,
+            str(n_obs),
+            str(n_act),
+            str(spec.horizon),
+            ",".join(spec.tags),
+            "yes" if spec.has_reward_fn else "no",
+            f"{ret:.2f}",
+            f"{sps:,.0f}",
         )
     console = Console()
     if not console.is_terminal:

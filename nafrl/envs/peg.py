@@ -54,7 +54,7 @@ class PegEnv(MujocoTaskEnv):
     has_reward_fn = True
     render_camera = "top"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240):
+    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._tip = self.data.site("tip").xpos

@@ -34,7 +34,7 @@ class ReacherEnv(MujocoTaskEnv):
         11-12  target position (x, y) (m)
 
     Reward r(x_t, u_t) = -||tip - target|| - 0.01 ||u||^2, from the
-    observation before the step (metres; about -0.2 per step for a random
+    observation before the step (metres; about -0.3 per step for a random
     arm, 0 at the target at rest).
 
     Initial state: q0 ~ U(-pi, pi), q1, q2 ~ U(-2.4, 2.4), zero velocity;
@@ -48,7 +48,7 @@ class ReacherEnv(MujocoTaskEnv):
     has_reward_fn = True
     render_camera = "top"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240):
+    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._tip = self.data.site("tip").xpos
@@ -62,9 +62,7 @@ class ReacherEnv(MujocoTaskEnv):
 
     def _observe(self) -> np.ndarray:
         q = self._qpos
-        return np.concatenate(
-            (np.cos(q), np.sin(q), self._qvel, self._tip[:2], self._target[:2])
-        )
+        return np.concatenate((np.cos(q), np.sin(q), self._qvel, self._tip[:2], self._target[:2]))
 
     def _reward_impl(self, obs: Any, action: Any, xp: Any) -> Any:
         dx, dy = obs[9] - obs[11], obs[10] - obs[12]

@@ -123,9 +123,7 @@ def arm_ik(
     return best
 
 
-def arm_pd(
-    q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, kp: float, kd: float
-) -> np.ndarray:
+def arm_pd(q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, kp: float, kd: float) -> np.ndarray:
     """Joint PD action in [-1, 1] (joint 0 is continuous, its error is wrapped)."""
     err = q_ref - q
     err[0] = float(wrap_angle(err[0]))

@@ -19,8 +19,9 @@ from nafrl.envs import TASKS, MujocoTaskEnv, make, register_all
 
 IDS = list(TASKS)
 REWARD_IDS = [i for i in IDS if TASKS[i].has_reward_fn]
-# Gymnasium warns about every unbounded Box; observations here are unbounded by design.
-_EXPECTED_WARNINGS = ("infinity",)
+# Gymnasium warns about every unbounded Box (observations here are unbounded by design)
+# and, when checking a wrapped env, that it is not the unwrapped one.
+_EXPECTED_WARNINGS = ("infinity", "is different from the unwrapped version")
 
 
 def _unwrapped(task_id: str, **kwargs) -> MujocoTaskEnv:
@@ -50,6 +51,7 @@ def test_env_checker_passes(task_id: str) -> None:
         warnings.simplefilter("always")
         env = gym.make(task_id)
         check_env(env.unwrapped, skip_render_check=True)
+        check_env(env, skip_render_check=True)
         env.close()
         env = gym.make(task_id, render_mode="rgb_array", width=48, height=48)
         check_env(env.unwrapped)
