@@ -10,8 +10,15 @@ Importing the package registers the paper's tasks under the ``nafrl/`` Gymnasium
 namespace (``nafrl/Cartpole-v0``, ``nafrl/Reacher-v0``, ...).
 """
 
-from nafrl import envs as envs  # registers the nafrl/ task ids
-from nafrl.api import DDPG, NAF
+import os
+
+# Headless machines: MuJoCo renders off-screen through OSMesa (Debian: libosmesa6) unless the
+# user chose a back end (egl, glfw) or has a display. Must be set before mujoco is imported.
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "osmesa"
+
+from nafrl import envs as envs  # noqa: E402  # registers the nafrl/ task ids
+from nafrl.api import DDPG, NAF  # noqa: E402
 
 __all__ = ["NAF", "DDPG", "envs"]
 __version__ = "0.1.0"

@@ -97,6 +97,7 @@ class OffPolicyAgent:
         self.episode_log: list[dict[str, Any]] = []
         self.eval_log: list[dict[str, Any]] = []
         self._obs: np.ndarray | None = None  # None between episodes
+        self._guided = False  # is the current episode driven by the iLQG / MPC controller?
         self._env_seeded = False
 
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -155,6 +156,9 @@ class OffPolicyAgent:
                 if self._obs is None:
                     self._begin_episode()
                 obs, action = self._obs, self._action
+                if self._guided:  # section 5.1: this episode is driven by iLQG / MPC
+                    self.key, sub = jax.random.split(self.key)
+                    action = np.asarray(mb.guide.act(obs, self._ep_len, sub), np.float32)
                 t0 = time.perf_counter()
                 next_obs, reward, terminated, truncated, _ = self.env.step(
                     self.scaler.to_env(action)
@@ -272,8 +276,12 @@ class OffPolicyAgent:
         )
         self.state, self._noise, self._action = out.state, out.noise, np.asarray(out.action)
         self._ep_return, self._ep_len, self._ep_metrics = 0.0, 0, []
+        self._guided = False
         if self.model_based is not None:
             self.model_based.begin_episode(self._obs)
+            if self.model_based.guide is not None:
+                self.key, sub = jax.random.split(self.key)
+                self._guided = self.model_based.guide.start_episode(sub, self.env)
         self._ep_t0, self._ep_steps0 = time.perf_counter(), self.num_timesteps
 
     def _end_episode(self, bar: Any) -> None:
@@ -298,6 +306,7 @@ class OffPolicyAgent:
             "total_steps": self.num_timesteps,
             "return": self._ep_return,
             "length": self._ep_len,
+            "guided": int(self._guided),
             **metrics,
             "steps_per_sec": (self.num_timesteps - self._ep_steps0) / dt,
             "wall_time": self.wall_time,

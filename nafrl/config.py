@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 ExplorationKind = Literal["ou", "gaussian", "precision"]
 ModelKind = Literal["none", "true", "linear", "neural"]
+PlannerKind = Literal["ilqg", "mpc"]
 EXPLORATION_KINDS: tuple[str, ...] = ("ou", "gaussian", "precision")
 MODEL_KINDS: tuple[str, ...] = ("none", "true", "linear", "neural")
 
@@ -72,12 +73,18 @@ class Config:
     """Dynamics model for imagination rollouts and iLQG: none, true, linear or neural."""
     ilqg_fraction: float = 0.0
     """Fraction 1 - p of real episodes driven by the iLQG controller instead of the policy."""
+    planner: PlannerKind = "ilqg"
+    """Controller of those episodes: 'ilqg' (one KL-constrained step per refit) or 'mpc'."""
     imagination_length: int = 0
     """l, steps of each imagination rollout (0 disables Algorithm 2)."""
     imagination_off_after: int = 0
     """Switch imagination rollouts off after this many episodes (0: never)."""
     refit_every: int = 5
     """n, refit the dynamics model (and the iLQG controller) every n episodes."""
+    fictional_buffer_size: int = 0
+    """Capacity of the fictional buffer R_f (0: n*T*l, the rollouts of one model fit)."""
+    model_noise: bool = True
+    """Sample the learned model's noise N_t in imagination rollouts (False: its mean)."""
 
     # --- evaluation, logging, checkpoints ---
     eval_interval: int = 10
@@ -129,6 +136,7 @@ class Config:
         _int_at_least("imagination_length", self.imagination_length, 0)
         _int_at_least("imagination_off_after", self.imagination_off_after, 0)
         _int_at_least("refit_every", self.refit_every, 1)
+        _int_at_least("fictional_buffer_size", self.fictional_buffer_size, 0)
         _int_at_least("eval_interval", self.eval_interval, 0)
         _int_at_least("eval_episodes", self.eval_episodes, 1)
         _int_at_least("checkpoint_interval", self.checkpoint_interval, 0)

@@ -147,3 +147,23 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     ra = [float(r["return"]) for r in _rows(full / "episodes.csv")]
     rb = [float(r["return"]) for r in _rows(cut / "episodes.csv")]
     np.testing.assert_allclose(rb, ra, rtol=1e-5)  # the resumed run's log reads as one run
+
+
+def test_render_and_record_commands(tmp_path):
+    r = _nafrl("render", "nafrl/Reacher-v0", "--out", str(tmp_path / "r.png"))
+    assert r.returncode == 0 and (tmp_path / "r.png").stat().st_size > 1000, r.stderr
+    run = tmp_path / "run"
+    r = _nafrl(
+        "train",
+        "--env",
+        "nafrl/Cartpole-v0",
+        "--steps",
+        "200",
+        "--run-dir",
+        str(run),
+        "--no-progress-bar",
+        *TINY,
+    )
+    assert r.returncode == 0, r.stderr
+    r = _nafrl("record", str(run), "--out", str(tmp_path / "p.mp4"))
+    assert r.returncode == 0 and (tmp_path / "p.mp4").stat().st_size > 1000, r.stderr

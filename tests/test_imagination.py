@@ -40,7 +40,8 @@ def test_imagined_rollouts_shapes_start_states_policy_and_reward():
     x0 = jax.random.normal(jax.random.PRNGKey(1), (m, dx))
     t0 = jnp.array([0, 3, 5, 8, 9], jnp.int32)
     imagine = make_imagine(agent, _toy_step, reward_fn, length, T, "gaussian", 0.0, 0.15)
-    out = imagine(state, params, x0, t0, jax.random.PRNGKey(2))
+    big = (jnp.full(dx, -1e9), jnp.full(dx, 1e9))
+    out = imagine(state, params, x0, t0, jax.random.PRNGKey(2), *big)
     assert out.obs.shape == (length, m, dx) and out.action.shape == (length, m, du)
     assert out.reward.shape == (length, m) and out.valid.shape == (length, m)
     np.testing.assert_array_equal(out.obs[0], x0)  # rollouts start at the given states
@@ -61,9 +62,15 @@ def test_imagined_rollouts_shapes_start_states_policy_and_reward():
     )
     # Rollouts stop at the horizon: step k from t0 is valid iff t0 + k < T.
     np.testing.assert_array_equal(out.valid, (t0[None] + jnp.arange(length)[:, None]) < T)
+    # A rollout stops for good once a predicted state leaves the data box [lo, hi].
+    boxed = imagine(state, params, x0, t0, jax.random.PRNGKey(2), big[0], jnp.full(dx, 1.5))
+    outside = np.any(np.asarray(out.next_obs) > 1.5, axis=-1)
+    expected = np.asarray(out.valid) & (np.cumsum(outside, axis=0) == 0)
+    np.testing.assert_array_equal(boxed.valid, expected)
+    assert outside.any() and expected.any()
     # With noise the actions differ from mu, around it.
     noisy = make_imagine(agent, _toy_step, reward_fn, length, T, "gaussian", 0.3, 0.15)(
-        state, params, x0, t0, jax.random.PRNGKey(2)
+        state, params, x0, t0, jax.random.PRNGKey(2), *big
     )
     d = np.asarray(noisy.action[0] - jax.vmap(lambda x: agent.policy(state, x)[0])(noisy.obs)[0])
     assert 0.05 < np.abs(d).mean() < 0.6

@@ -96,18 +96,31 @@ def make_imagine(
     noise_kind: str,
     noise_scale: float,
     ou_theta: float,
+    model_noise: bool = True,
 ) -> Callable[..., Imagined]:
-    """Jitted ``imagine(train_state, model_params, x0 (m, dx), t0 (m,), key) -> Imagined``.
+    """Jitted ``imagine(train_state, model_params, x0 (m, dx), t0 (m,), key, lo, hi)``.
 
     Each of the m rollouts follows u_k = clip(mu(x_k) + N_k, -1, 1) with its own noise
     process, x_{k+1} = model(x_k, u_k, t0 + k) (with the model's noise), r_k = r(x_k, u_k).
+    A rollout stops at the horizon T and as soon as a predicted state leaves the box
+    [lo, hi] (the range of the data the model was fitted on, widened by a margin): a local
+    model extrapolated far from its data makes up states whose values Q-learning would
+    bootstrap from, which we found makes the Q function diverge.
     """
 
-    def imagine(state: Any, params: Any, x0: jax.Array, t0: jax.Array, key: jax.Array) -> Imagined:
+    def imagine(
+        state: Any,
+        params: Any,
+        x0: jax.Array,
+        t0: jax.Array,
+        key: jax.Array,
+        lo: jax.Array,
+        hi: jax.Array,
+    ) -> Imagined:
         m, du = x0.shape[0], agent.policy(state, x0[:1])[0].shape[-1]
 
         def body(carry: tuple, k: jax.Array) -> tuple[tuple, Imagined]:
-            x, noise, key = carry
+            x, noise, key, alive = carry
             key, k_noise, k_model = jax.random.split(key, 3)
             mu, L = agent.policy(state, x)
             noise_keys = jax.random.split(k_noise, m)
@@ -127,14 +140,23 @@ def make_imagine(
                 )(noise, noise_keys, L)
             u = jnp.clip(mu + noise, -1.0, 1.0)
             t = t0 + k
-            model_keys = jax.random.split(k_model, m)
-            x_next = jax.vmap(lambda xi, ui, ti, ki: step_fn(params, xi, ui, ti, ki))(
-                x, u, jnp.minimum(t, horizon - 1), model_keys
-            ).astype(x.dtype)
+            t_model = jnp.minimum(t, horizon - 1)
+            if model_noise:
+                model_keys = jax.random.split(k_model, m)
+                x_next = jax.vmap(lambda xi, ui, ti, ki: step_fn(params, xi, ui, ti, ki))(
+                    x, u, t_model, model_keys
+                )
+            else:  # the model's mean prediction
+                x_next = jax.vmap(lambda xi, ui, ti: step_fn(params, xi, ui, ti, None))(
+                    x, u, t_model
+                )
+            x_next = x_next.astype(x.dtype)
             r = jax.vmap(reward_fn)(x, u)
-            return (x_next, noise, key), Imagined(x, u, r.astype(x.dtype), x_next, t < horizon)
+            inside = jnp.all((x_next >= lo) & (x_next <= hi), axis=-1)
+            valid = alive & (t < horizon) & inside
+            return (x_next, noise, key, valid), Imagined(x, u, r.astype(x.dtype), x_next, valid)
 
-        init = (x0, jnp.zeros((m, du), x0.dtype), key)
+        init = (x0, jnp.zeros((m, du), x0.dtype), key, jnp.ones((m,), bool))
         _, out = jax.lax.scan(body, init, jnp.arange(length))
         return out
 
@@ -226,7 +248,12 @@ class ModelBasedAcceleration:
         self.config, self.kind, self.agent, self.scaler = config, kind, agent, scaler
         self.horizon = int(getattr(base, "horizon", 10**9))
         self.episodes = EpisodeBuffers(config.refit_every)
-        self.fictional = ReplayBuffer(config.buffer_size, obs_dim, act_dim)
+        # R_f holds the rollouts of the current model only (by default): older imagined data
+        # came from older, worse models and policies.
+        capacity = config.fictional_buffer_size or (
+            config.refit_every * self.horizon * max(config.imagination_length, 1)
+        )
+        self.fictional = ReplayBuffer(min(capacity, config.buffer_size), obs_dim, act_dim)
         self.timers = {"model_fit": 0.0, "imagination": 0.0}
         self.model: Any = None
         self._env = env
@@ -235,16 +262,33 @@ class ModelBasedAcceleration:
         self._states: list[np.ndarray] = []
         self._imagine_fn: Callable[..., Imagined] | None = None
         self._true: TrueModelImagination | None = None
-        if kind == "linear":
+        imagining = config.imagination_length > 0
+        if kind == "linear" and imagining:
             from nafrl.models import LinearGaussianDynamics
 
             self.model = LinearGaussianDynamics()
-        elif kind == "neural":
+        elif kind == "neural" and imagining:
             from nafrl.models.neural import NeuralDynamics
 
             self.model = NeuralDynamics()
+        self.box_margin = 0.1  # imagined states may leave B_old's range by 10% of it
+        self.box: tuple[np.ndarray, np.ndarray] | None = None
         self._all_x: list[np.ndarray] = []  # every real episode, for the global neural model
         self._all_u: list[np.ndarray] = []
+        # Section 5.1: a fraction of real episodes driven by iLQG / MPC (iLQG-x, MPC-x).
+        self.guide: Any = None
+        if config.ilqg_fraction > 0:
+            from nafrl.planning.guided import GuidedConfig, GuidedExploration
+
+            self.guide = GuidedExploration(
+                env,
+                GuidedConfig(
+                    ilqg_fraction=config.ilqg_fraction,
+                    model=kind,
+                    mode=config.planner,
+                    refit_every=config.refit_every,
+                ),
+            )
 
     # -- recording real episodes (B) -------------------------------------------------------
     def begin_episode(self, obs: np.ndarray) -> None:
@@ -266,6 +310,8 @@ class ModelBasedAcceleration:
             np.stack(self._actions),
             np.stack(self._states) if self._states else None,
         )
+        if self.guide is not None:
+            self.guide.observe_episode(ep.obs, ep.actions)  # refits its controller every n
         if not self.episodes.add(ep):
             return False
         t0 = time.perf_counter()
@@ -277,6 +323,12 @@ class ModelBasedAcceleration:
                 x, u = np.concatenate(self._all_x), np.concatenate(self._all_u)
             self.model.fit(x, u)
         self.episodes.rotate()
+        obs = np.concatenate([e.obs for e in self.episodes.old])
+        lo, hi = obs.min(0), obs.max(0)
+        # Widen by 10% of the range, and a little more for (near-)constant dimensions such
+        # as a fixed target's position, which a model reproduces only up to its noise.
+        margin = self.box_margin * (hi - lo) + 1e-2 * np.maximum(np.abs(lo), np.abs(hi)) + 1e-3
+        self.box = (lo - margin, hi + margin)
         self.timers["model_fit"] += time.perf_counter() - t0
         return True
 
@@ -319,9 +371,11 @@ class ModelBasedAcceleration:
                     cfg.exploration,
                     cfg.noise_scale,
                     cfg.ou_theta,
+                    model_noise=cfg.model_noise,
                 )
+            lo, hi = (jnp.asarray(b, x0.dtype) for b in self.box)
             im = self._imagine_fn(
-                state, self.model.params, jnp.asarray(x0), jnp.asarray(t_start), key
+                state, self.model.params, jnp.asarray(x0), jnp.asarray(t_start), key, lo, hi
             )
             valid = np.asarray(im.valid)
             n = int(valid.sum())

@@ -91,7 +91,10 @@ def record_policy(
     """
     import imageio
 
-    env: gym.Env = make(task_id, render_mode="rgb_array", width=width, height=height)
+    if task_id in TASKS or task_id.startswith("nafrl/"):
+        env: gym.Env = make(task_id, render_mode="rgb_array", width=width, height=height)
+    else:  # any Gymnasium id that renders rgb_array (e.g. InvertedPendulum-v5)
+        env = gym.make(task_id, render_mode="rgb_array", width=width, height=height)
     if policy is None:
         factory = TASKS[task_id].scripted
         if factory is None:
