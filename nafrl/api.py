@@ -184,17 +184,16 @@ class OffPolicyAgent:
                 t2 = time.perf_counter()
                 do_update = len(self.buffer) >= max(cfg.batch_size, cfg.learning_starts)
                 batches = self._sample_batches(imagining) if do_update else empty
-                self.key, sub = jax.random.split(self.key)
                 out = self._train_step(
                     self.state,
                     self._noise,
                     batches,
                     next_obs,
-                    sub,
+                    self.key,
                     do_update=do_update,
                     noise_kind=self._noise_kind(),
                 )
-                self.state, self._noise = out.state, out.noise
+                self.state, self._noise, self.key = out.state, out.noise, out.key
                 self._action = np.asarray(out.action)
                 self.timers["update"] += time.perf_counter() - t2
                 if do_update:
@@ -264,17 +263,17 @@ class OffPolicyAgent:
             obs, _ = self.env.reset()
         self._obs = np.asarray(obs, np.float32)
         self._noise = jnp.zeros((self.act_dim,), jnp.float32)  # a new random process N
-        self.key, sub = jax.random.split(self.key)
         out = self._train_step(
             self.state,
             self._noise,
             self._empty_batches(),
             self._obs,
-            sub,
+            self.key,
             do_update=False,
             noise_kind=self._noise_kind(),
         )
-        self.state, self._noise, self._action = out.state, out.noise, np.asarray(out.action)
+        self.state, self._noise, self.key = out.state, out.noise, out.key
+        self._action = np.asarray(out.action)
         self._ep_return, self._ep_len, self._ep_metrics = 0.0, 0, []
         self._guided = False
         if self.model_based is not None:
@@ -288,7 +287,7 @@ class OffPolicyAgent:
         self.num_episodes += 1
         self._obs = None
         if self.model_based is not None:
-            self.model_based.end_episode()  # M <- Fit(B) every n episodes
+            self.model_based.end_episode(self._guided)  # M <- Fit(B) every n episodes
         metrics = {"q_loss": float("nan"), "mean_v": float("nan")}
         if self._ep_metrics:
             stacked = jax.tree.map(lambda *xs: np.asarray(jnp.stack(xs)), *self._ep_metrics)
@@ -369,6 +368,8 @@ class OffPolicyAgent:
         arrays = flatten_tree(self.state, "state")
         arrays.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
         arrays["rng/key"] = np.asarray(self.key)
+        if self.model_based is not None:
+            arrays.update({f"mb/{k}": v for k, v in self.model_based.state_dict().items()})
         meta = {
             "algo": self.algo,
             "env_id": self.env_id,
@@ -423,6 +424,10 @@ class OffPolicyAgent:
             {k[len("buffer/") :]: v for k, v in arrays.items() if k.startswith("buffer/")}
         )
         model.key = jnp.asarray(arrays["rng/key"], dtype=jnp.uint32)
+        if model.model_based is not None:
+            model.model_based.load_state_dict(
+                {k[len("mb/") :]: v for k, v in arrays.items() if k.startswith("mb/")}
+            )
         model.rng.bit_generator.state = meta["replay_rng"]
         model.num_timesteps, model.num_episodes = meta["num_timesteps"], meta["num_episodes"]
         model.wall_time = meta.get("wall_time", 0.0)

@@ -105,14 +105,19 @@ class ReplayBuffer:
     def gather(self, idx: np.ndarray, fields: tuple[str, ...] = _CORE) -> dict[str, np.ndarray]:
         return {name: self.data[name][idx] for name in fields}
 
-    # --- checkpointing: only the filled part, in chronological order ---
+    # --- checkpointing: only the filled part ---
     def state_dict(self) -> dict[str, np.ndarray]:
-        order = (
-            np.arange(self.size)
-            if self.size < self.capacity
-            else ((self.pos + np.arange(self.capacity)) % self.capacity)
-        )
-        return {name: a[order] for name, a in self.data.items()}
+        """The filled slots in storage order plus the write position, so a loaded buffer
+        samples exactly the same transitions for the same random numbers."""
+        return {
+            **{name: a[: self.size] for name, a in self.data.items()},
+            "_pos": np.array(self.pos),
+        }
+
+    def chronological(self, name: str) -> np.ndarray:
+        """One field of the stored transitions, oldest first."""
+        start = self.pos if self.size == self.capacity else 0
+        return self.data[name][(start + np.arange(self.size)) % self.capacity]
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         n = len(state["obs"])
@@ -129,4 +134,5 @@ class ReplayBuffer:
                     f"expected {a.shape[1:]}"
                 )
             a[:n] = state[name]
-        self.size, self.pos = n, n % self.capacity
+        self.size = n
+        self.pos = int(state["_pos"]) if "_pos" in state else n % self.capacity

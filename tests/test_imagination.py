@@ -116,6 +116,7 @@ def test_naf_with_linear_model_fills_only_the_fictional_buffer_and_switches_off(
         imagination_length=3,
         refit_every=2,
         imagination_off_after=4,
+        fictional_buffer_size=10_000,
         **SMALL,
     )
     T = m.env.unwrapped.horizon
@@ -162,3 +163,24 @@ def test_learned_models_need_a_task_with_reward_function():
         nafrl.NAF("Pendulum-v1", model="linear", imagination_length=5)
     with pytest.raises(ValueError, match="needs a dynamics model"):
         nafrl.NAF("nafrl/ReacherSingle-v0", imagination_length=5)
+
+
+def test_model_based_run_saved_and_resumed_equals_uninterrupted(tmp_path):
+    kw = dict(model="linear", imagination_length=3, refit_every=2, **SMALL)
+    full = nafrl.NAF("nafrl/ReacherSingle-v0", seed=2, **kw)
+    T = full.env.unwrapped.horizon
+    full.learn(7 * T)
+    part = nafrl.NAF("nafrl/ReacherSingle-v0", seed=2, **kw)
+    part.learn(4 * T)  # an episode boundary, with a fitted model and a filled R_f
+    path = part.save(tmp_path / "ck.npz")
+    resumed = nafrl.NAF.load(path)
+    assert len(resumed.model_based.fictional) == len(part.model_based.fictional) > 0
+    np.testing.assert_allclose(resumed.model_based.model.F, part.model_based.model.F)
+    resumed.learn(3 * T)
+    for x, y in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [r["return"] for r in resumed.episode_log],
+        [r["return"] for r in full.episode_log[4:]],
+        rtol=1e-5,
+    )

@@ -58,13 +58,15 @@ class StepOutput(NamedTuple):
     state: TrainState
     noise: jax.Array  # the exploration process state (du,)
     action: jax.Array  # clipped mu(x) + noise, (du,)
+    key: jax.Array  # the next random key (split inside the call: one dispatch less per step)
     metrics: dict[str, jax.Array]  # means over the I updates (NaN when none were done)
 
 
 def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
     """One environment step's learning and acting, jitted as one call.
 
-    ``train_step(state, noise, batches, obs, key, do_update, noise_kind)``: if ``do_update``,
+    ``train_step(state, noise, batches, obs, key, do_update, noise_kind)`` (returns the next
+    key alongside the new state, noise and action): if ``do_update``,
     scan ``agent.update`` over the I minibatches ``batches`` (leading axis I); then select
     u = clip(mu(obs) + N_t, -1, 1) with the *updated* parameters. Doing step t-1's updates and
     step t's action selection in one call keeps Algorithm 1's order and halves the dispatches.
@@ -85,12 +87,13 @@ def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
             metrics = jax.tree.map(jnp.mean, metrics)
         else:
             metrics = {"q_loss": jnp.float32(jnp.nan), "mean_v": jnp.float32(jnp.nan)}
+        key, sub = jax.random.split(key)
         mu, L = agent.policy(state, obs[None])
         noise = sample_noise(
-            noise_kind, noise, key, config.noise_scale, config.ou_theta, None if L is None else L[0]
+            noise_kind, noise, sub, config.noise_scale, config.ou_theta, None if L is None else L[0]
         )
         action = jnp.clip(mu[0] + noise, -1.0, 1.0)
-        return StepOutput(state, noise, action, metrics)
+        return StepOutput(state, noise, action, key, metrics)
 
     return jax.jit(
         train_step, static_argnames=("do_update", "noise_kind"), donate_argnames=("state",)

@@ -271,6 +271,7 @@ class ModelBasedAcceleration:
             from nafrl.models.neural import NeuralDynamics
 
             self.model = NeuralDynamics()
+        self.history: list[tuple[Episode, bool]] = []  # every real episode, for checkpoints
         self.box_margin = 0.1  # imagined states may leave B_old's range by 10% of it
         self.box: tuple[np.ndarray, np.ndarray] | None = None
         self._all_x: list[np.ndarray] = []  # every real episode, for the global neural model
@@ -301,16 +302,21 @@ class ModelBasedAcceleration:
         if self.kind == "true":
             self._states.append(self._env.unwrapped.get_state())
 
-    def end_episode(self) -> bool:
+    def end_episode(self, guided: bool = False) -> bool:
         """Store the episode in B; refit every n episodes. True if the model was refitted."""
-        import time
-
         ep = Episode(
             np.stack(self._obs),
             np.stack(self._actions),
             np.stack(self._states) if self._states else None,
         )
+        return self._store(ep, guided)
+
+    def _store(self, ep: Episode, guided: bool) -> bool:
+        import time
+
+        self.history.append((ep, guided))
         if self.guide is not None:
+            self.guide._driving = guided  # replays (load) report who drove the episode
             self.guide.observe_episode(ep.obs, ep.actions)  # refits its controller every n
         if not self.episodes.add(ep):
             return False
@@ -331,6 +337,39 @@ class ModelBasedAcceleration:
         self.box = (lo - margin, hi + margin)
         self.timers["model_fit"] += time.perf_counter() - t0
         return True
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every real episode so far (with who drove it) and R_f, as plain arrays.
+
+        The models and controllers are not stored: :meth:`load_state_dict` replays the
+        episodes through the same deterministic fits, which rebuilds them (priors included).
+        """
+        eps = [e for e, _ in self.history]
+        out = {f"fictional/{k}": v for k, v in self.fictional.state_dict().items()}
+        if eps:
+            out["ep_len"] = np.array([len(e.actions) for e in eps])
+            out["ep_obs"] = np.concatenate([e.obs for e in eps])
+            out["ep_actions"] = np.concatenate([e.actions for e in eps])
+            out["ep_guided"] = np.array([g for _, g in self.history])
+            if eps[0].states is not None:
+                out["ep_states"] = np.concatenate([e.states for e in eps])
+        return out
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        if "ep_len" in arrays:
+            o = a = 0
+            for i, T in enumerate(arrays["ep_len"]):
+                T = int(T)
+                states = arrays["ep_states"][o : o + T + 1] if "ep_states" in arrays else None
+                ep = Episode(
+                    arrays["ep_obs"][o : o + T + 1], arrays["ep_actions"][a : a + T], states
+                )
+                self._store(ep, bool(arrays["ep_guided"][i]))
+                o, a = o + T + 1, a + T
+        self.fictional.load_state_dict(
+            {k[len("fictional/") :]: v for k, v in arrays.items() if k.startswith("fictional/")}
+        )
 
     @property
     def ready(self) -> bool:

@@ -118,9 +118,7 @@ class DynamicsModel(abc.ABC):
         raise NotImplementedError
 
     # -- batched conveniences -----------------------------------------------------------
-    def step(
-        self, x: Array, u: Array, t: int | Array = 0, key: jax.Array | None = None
-    ) -> Array:
+    def step(self, x: Array, u: Array, t: int | Array = 0, key: jax.Array | None = None) -> Array:
         """Next states for a batch: x (B, dx), u (B, du), t int or (B,). Mean without ``key``."""
         x = jnp.asarray(x)
         u = jnp.asarray(u, dtype=x.dtype)
@@ -138,14 +136,16 @@ class DynamicsModel(abc.ABC):
             jnp.asarray(t0, jnp.int32),
         )
 
-    def rollout(
-        self, x0: Array, u: Array, t0: int = 0, key: jax.Array | None = None
-    ) -> Array:
+    def rollout(self, x0: Array, u: Array, t0: int = 0, key: jax.Array | None = None) -> Array:
         """Open-loop rollout of actions u (H, du) from x0 (dx,): states (H+1, dx)."""
         x0 = jnp.asarray(x0)
         return _rollout(
-            type(self).step_fn, self.params, x0, jnp.asarray(u, x0.dtype),
-            jnp.asarray(t0, jnp.int32), key,
+            type(self).step_fn,
+            self.params,
+            x0,
+            jnp.asarray(u, x0.dtype),
+            jnp.asarray(t0, jnp.int32),
+            key,
         )
 
     def state_from(self, obs: Array, env_state: Array | None = None) -> Array:
@@ -156,7 +156,11 @@ class DynamicsModel(abc.ABC):
 
 @jax.jit(static_argnums=0)
 def _batched_step(
-    step_fn: StepFn, params: Any, x: jax.Array, u: jax.Array, t: jax.Array,
+    step_fn: StepFn,
+    params: Any,
+    x: jax.Array,
+    u: jax.Array,
+    t: jax.Array,
     key: jax.Array | None,
 ) -> jax.Array:
     if key is None:
@@ -167,15 +171,22 @@ def _batched_step(
 
 @jax.jit(static_argnums=0)
 def _linearize(
-    linearize_fn: Callable[..., LinearDynamics], params: Any, x_hat: jax.Array,
-    u_hat: jax.Array, t0: jax.Array,
+    linearize_fn: Callable[..., LinearDynamics],
+    params: Any,
+    x_hat: jax.Array,
+    u_hat: jax.Array,
+    t0: jax.Array,
 ) -> LinearDynamics:
     return linearize_fn(params, x_hat, u_hat, t0)
 
 
 @jax.jit(static_argnums=0)
 def _rollout(
-    step_fn: StepFn, params: Any, x0: jax.Array, u: jax.Array, t0: jax.Array,
+    step_fn: StepFn,
+    params: Any,
+    x0: jax.Array,
+    u: jax.Array,
+    t0: jax.Array,
     key: jax.Array | None,
 ) -> jax.Array:
     H = u.shape[0]

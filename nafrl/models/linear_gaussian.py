@@ -136,7 +136,8 @@ class LinearGaussianDynamics(DynamicsModel):
         cov = np.zeros(F.shape[:2] + F.shape[1:2]) if cov is None else np.asarray(cov, np.float64)
         if cov.shape != F.shape[:2] + F.shape[1:2]:
             raise ValueError(
-                f"from_params: cov must be {F.shape[:2] + F.shape[1:2]}, got {cov.shape}")
+                f"from_params: cov must be {F.shape[:2] + F.shape[1:2]}, got {cov.shape}"
+            )
         kwargs.setdefault("prior", None)
         model = cls(**kwargs)
         model._set(F, f, project_psd(cov, 0.0))
@@ -236,8 +237,9 @@ class LinearGaussianDynamics(DynamicsModel):
     ) -> LinearDynamics:
         idx = jnp.clip(t0 + jnp.arange(u_hat.shape[0]), 0, params.F.shape[0] - 1)
         dt = x_hat.dtype
-        return LinearDynamics(params.F[idx].astype(dt), params.f[idx].astype(dt),
-                              params.cov[idx].astype(dt))
+        return LinearDynamics(
+            params.F[idx].astype(dt), params.f[idx].astype(dt), params.cov[idx].astype(dt)
+        )
 
 
 class ClusteredLinearGaussianDynamics(DynamicsModel):
@@ -305,7 +307,10 @@ class ClusteredLinearGaussianDynamics(DynamicsModel):
 
     @staticmethod
     def step_fn(
-        params: tuple[LGParams, jax.Array], x: jax.Array, u: jax.Array, t: jax.Array,
+        params: tuple[LGParams, jax.Array],
+        x: jax.Array,
+        u: jax.Array,
+        t: jax.Array,
         key: jax.Array | None,
     ) -> jax.Array:
         lg, x_means = params
@@ -342,8 +347,9 @@ def kmeans(
     labels = np.zeros(N, dtype=int)
     for _ in range(iterations):
         labels = np.argmin(((X[:, None] - C[None]) ** 2).sum(-1), axis=1)
-        newC = np.array([X[labels == j].mean(0) if (labels == j).any() else C[j]
-                         for j in range(len(C))])
+        newC = np.array(
+            [X[labels == j].mean(0) if (labels == j).any() else C[j] for j in range(len(C))]
+        )
         if np.allclose(newC, C):
             break
         C = newC

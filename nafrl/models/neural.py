@@ -170,8 +170,16 @@ class NeuralDynamics(DynamicsModel):
         X[:n], Y[:n] = self._X, self._Y
         self._key, k = jax.random.split(self._key)
         net, self._opt_state, losses = _train_steps(
-            self._optimizer, self.train_steps, self.batch_size,
-            net, self._opt_state, norm, jnp.asarray(X), jnp.asarray(Y), jnp.asarray(n), k,
+            self._optimizer,
+            self.train_steps,
+            self.batch_size,
+            net,
+            self._opt_state,
+            norm,
+            jnp.asarray(X),
+            jnp.asarray(Y),
+            jnp.asarray(n),
+            k,
         )
         if len(losses):
             self.losses.append(float(losses[-1]))
@@ -207,15 +215,16 @@ class NeuralDynamics(DynamicsModel):
         z = jnp.concatenate([x_hat[:-1], u_hat], axis=1)
         F = jax.vmap(jax.jacfwd(f))(z)
         f0 = jax.vmap(f)(z) - jnp.einsum("tij,tj->ti", F, z)
-        cov = jnp.broadcast_to(jnp.diag(p.noise_std.astype(x_hat.dtype) ** 2),
-                               (z.shape[0], dx, dx))
+        cov = jnp.broadcast_to(jnp.diag(p.noise_std.astype(x_hat.dtype) ** 2), (z.shape[0], dx, dx))
         return LinearDynamics(F, f0, cov)
 
     def one_step_error(self, x: Array, u: Array) -> float:
         """Root-mean-square one-step prediction error on episodes x (E, T+1, dx), u (E, T, du)."""
         x, u = check_episodes(x, u, type(self).__name__)
-        pred = self.step(x[:, :-1].reshape(-1, self.dx).astype(np.float32),
-                         u.reshape(-1, self.du).astype(np.float32))
+        pred = self.step(
+            x[:, :-1].reshape(-1, self.dx).astype(np.float32),
+            u.reshape(-1, self.du).astype(np.float32),
+        )
         err = np.asarray(pred) - x[:, 1:].reshape(-1, self.dx)
         return float(np.sqrt((err**2).mean()))
 
@@ -235,8 +244,12 @@ def mlp_apply(net: Any, h: jax.Array) -> jax.Array:
 
 def _predict(net: Any, norm: Normalizer, x: jax.Array, u: jax.Array) -> jax.Array:
     dt = x.dtype
-    inp = jnp.concatenate([(x - norm.x_mean.astype(dt)) / norm.x_std.astype(dt),
-                           (u - norm.u_mean.astype(dt)) / norm.u_std.astype(dt)])
+    inp = jnp.concatenate(
+        [
+            (x - norm.x_mean.astype(dt)) / norm.x_std.astype(dt),
+            (u - norm.u_mean.astype(dt)) / norm.u_std.astype(dt),
+        ]
+    )
     return x + norm.d_mean.astype(dt) + norm.d_std.astype(dt) * mlp_apply(net, inp)
 
 

@@ -220,8 +220,11 @@ def fit_gmm(
     Z = (X - loc) / scale
     eye = np.eye(D)
     if init is not None and init.means.shape == (K, D):
-        start = GMM(init.weights, (init.means - loc) / scale,
-                    init.covs / scale[:, None] / scale[None, :] + reg * eye)
+        start = GMM(
+            init.weights,
+            (init.means - loc) / scale,
+            init.covs / scale[:, None] / scale[None, :] + reg * eye,
+        )
         resp = np.exp(gmm_log_resp(start, Z))
     else:
         resp = np.zeros((N, K))
@@ -300,9 +303,7 @@ class GMMPrior:
         w = np.exp(gmm_log_resp(self.gmm, pts)).mean(axis=-2)  # (T, K)
         mu0 = w @ self.gmm.means  # (T, D)
         d = self.gmm.means[None] - mu0[:, None]  # (T, K, D)
-        cov = np.einsum("tk,kde->tde", w, self.gmm.covs) + np.einsum(
-            "tk,tkd,tke->tde", w, d, d
-        )
+        cov = np.einsum("tk,kde->tde", w, self.gmm.covs) + np.einsum("tk,tkd,tke->tde", w, d, d)
         return NIW(mu0, self.strength * cov, self.strength, self.strength)
 
 

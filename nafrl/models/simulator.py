@@ -140,9 +140,7 @@ class SimulatorDynamics(DynamicsModel):
         self.env.step(u)
         return self.env.get_state()[self._z_slice].copy()
 
-    def step(
-        self, x: Array, u: Array, t: int | Array = 0, key: Any = None
-    ) -> np.ndarray:
+    def step(self, x: Array, u: Array, t: int | Array = 0, key: Any = None) -> np.ndarray:
         """Next z for a batch x (B, dz), u (B, du); ``t`` and ``key`` are ignored."""
         x, u = np.atleast_2d(np.asarray(x, np.float64)), np.atleast_2d(np.asarray(u, np.float64))
         out = np.empty_like(x)

@@ -126,13 +126,18 @@ class GuidedConfig:
             (self.mode in ("ilqg", "mpc"), "mode", "'ilqg' or 'mpc'"),
             (self.refit_every >= 1, "refit_every", "an integer >= 1"),
             (self.kl_step > 0, "kl_step", "a positive number"),
-            (self.mpc_horizon >= 1 and self.mpc_iterations >= 1, "mpc_horizon/mpc_iterations",
-             "integers >= 1"),
+            (
+                self.mpc_horizon >= 1 and self.mpc_iterations >= 1,
+                "mpc_horizon/mpc_iterations",
+                "integers >= 1",
+            ),
         ]
         for ok, name, accepted in checks:
             if not ok:
-                raise ValueError(f"GuidedConfig.{name}={getattr(self, name.split('/')[0])!r}; "
-                                 f"expected {accepted}")
+                raise ValueError(
+                    f"GuidedConfig.{name}={getattr(self, name.split('/')[0])!r}; "
+                    f"expected {accepted}"
+                )
 
 
 class GuidedExploration:
@@ -207,8 +212,9 @@ class GuidedExploration:
     def act(self, obs: np.ndarray, t: int, key: jax.Array | None = None) -> np.ndarray:
         """Controller action for ``obs`` at step t (float64, clipped to [-1, 1])."""
         if not self._driving:
-            raise RuntimeError("GuidedExploration.act: start_episode did not hand this "
-                               "episode to the controller")
+            raise RuntimeError(
+                "GuidedExploration.act: start_episode did not hand this episode to the controller"
+            )
         key = key if self.config.action_noise else None
         if self.config.mode == "mpc":
             assert self.mpc is not None
@@ -217,16 +223,21 @@ class GuidedExploration:
         assert self.controller is not None
         x = np.asarray(self._planning_state(obs))
         tc = min(t, self.controller.horizon - 1)
-        u = (self.controller.sample(x, tc, key) if key is not None
-             else self.controller.mean_action(x, tc))
+        u = (
+            self.controller.sample(x, tc, key)
+            if key is not None
+            else self.controller.mean_action(x, tc)
+        )
         return np.clip(np.asarray(u, np.float64), -1.0, 1.0)
 
     def observe_episode(self, obs_seq: np.ndarray, act_seq: np.ndarray) -> None:
         """Record a finished real episode; refit every ``refit_every`` episodes."""
         x, u = np.asarray(obs_seq, np.float64), np.asarray(act_seq, np.float64)
         if x.ndim != 2 or u.ndim != 2 or len(x) != len(u) + 1:
-            raise ValueError(f"observe_episode: expected obs (T+1, dx) and actions (T, du); "
-                             f"got {x.shape} and {u.shape}")
+            raise ValueError(
+                f"observe_episode: expected obs (T+1, dx) and actions (T, du); "
+                f"got {x.shape} and {u.shape}"
+            )
         self.episodes_seen += 1
         self._batch_x.append(x)
         self._batch_u.append(u)
@@ -245,18 +256,33 @@ class GuidedExploration:
     def _make_mpc(self) -> None:
         cfg = self.config
         if cfg.mode == "mpc":
-            self.mpc = MPC(self.model, self.reward, horizon=cfg.mpc_horizon,
-                           iterations=cfg.mpc_iterations, episode_horizon=self.T, c=cfg.c)
+            self.mpc = MPC(
+                self.model,
+                self.reward,
+                horizon=cfg.mpc_horizon,
+                iterations=cfg.mpc_iterations,
+                episode_horizon=self.T,
+                c=cfg.c,
+            )
 
     def _plan_episode(self, env: gym.Env) -> None:
         """Full-horizon iLQG from this episode's initial state (true / neural models)."""
         cfg = self.config
         x0 = self._planning_state(env.unwrapped.observe())  # type: ignore[attr-defined]
-        u_init = (np.zeros((self.T, self.du)) if self.controller is None
-                  else np.asarray(self.controller.u_hat + self.controller.k))
+        u_init = (
+            np.zeros((self.T, self.du))
+            if self.controller is None
+            else np.asarray(self.controller.u_hat + self.controller.k)
+        )
         self.controller, self.last_info = ilqg_solve(
-            self.model, self.reward, x0, u_init, iterations=cfg.ilqg_iterations,
-            u_bounds=(-1.0, 1.0), c=cfg.c)
+            self.model,
+            self.reward,
+            x0,
+            u_init,
+            iterations=cfg.ilqg_iterations,
+            u_bounds=(-1.0, 1.0),
+            c=cfg.c,
+        )
 
     def _refit(self) -> None:
         cfg = self.config
@@ -295,8 +321,14 @@ class GuidedExploration:
         elif cfg.adapt_kl_step and self._predicted is not None:
             self._adapt_step(lg, prev)
         self.controller, self.last_info = ilqg_solve(
-            lg, self.reward, lg.x0_mean, np.zeros((self.T, self.du)), prev=prev,
-            kl_step=cfg.kl_step * self.kl_step_mult, x0_cov=lg.x0_cov)
+            lg,
+            self.reward,
+            lg.x0_mean,
+            np.zeros((self.T, self.du)),
+            prev=prev,
+            kl_step=cfg.kl_step * self.kl_step_mult,
+            x0_cov=lg.x0_cov,
+        )
         if cfg.adapt_kl_step:
             old = evaluate_controller(lg, self.reward, prev, lg.x0_mean, lg.x0_cov)
             new = evaluate_controller(lg, self.reward, self.controller, lg.x0_mean, lg.x0_cov)

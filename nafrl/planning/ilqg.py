@@ -89,8 +89,9 @@ class LinearGaussianController(NamedTuple):
 
     def sample(self, x: Array, t: int, key: jax.Array) -> jax.Array:
         """An action drawn from pi_t(.|x) for one state x (dx,) (jitted)."""
-        return _sample_action(self, jnp.asarray(x, jnp.asarray(self.k).dtype),
-                              jnp.asarray(t, jnp.int32), key)
+        return _sample_action(
+            self, jnp.asarray(x, jnp.asarray(self.k).dtype), jnp.asarray(t, jnp.int32), key
+        )
 
     def affine(self) -> tuple[Array, Array]:
         """(K, k_abs) with mean action K_t x + k_abs_t."""
@@ -99,8 +100,12 @@ class LinearGaussianController(NamedTuple):
 
     def recenter(self, x_hat: Array, u_hat: Array) -> LinearGaussianController:
         """The same policy written around a new nominal (x_hat (T+1, dx), u_hat (T, du))."""
-        k = (self.u_hat + self.k + jnp.einsum("tij,tj->ti", self.K, x_hat[:-1] - self.x_hat[:-1])
-             - u_hat)
+        k = (
+            self.u_hat
+            + self.k
+            + jnp.einsum("tij,tj->ti", self.K, x_hat[:-1] - self.x_hat[:-1])
+            - u_hat
+        )
         return self._replace(k=k, x_hat=x_hat, u_hat=u_hat)
 
     @classmethod
@@ -112,13 +117,16 @@ class LinearGaussianController(NamedTuple):
         T, du = u_hat.shape
         std = jnp.broadcast_to(jnp.asarray(std, u_hat.dtype), (T, du))
         cov = jax.vmap(jnp.diag)(std**2)
-        return cls(jnp.zeros((T, du, x_hat.shape[1]), u_hat.dtype), jnp.zeros_like(u_hat),
-                   x_hat, u_hat, cov)
+        return cls(
+            jnp.zeros((T, du, x_hat.shape[1]), u_hat.dtype),
+            jnp.zeros_like(u_hat),
+            x_hat,
+            u_hat,
+            cov,
+        )
 
     @classmethod
-    def from_samples(
-        cls, x: Array, u: Array, min_std: float = 0.05
-    ) -> LinearGaussianController:
+    def from_samples(cls, x: Array, u: Array, min_std: float = 0.05) -> LinearGaussianController:
         """Open-loop Gaussian controller matching the per-step action mean and covariance of
         episodes x (E, T+1, dx), u (E, T, du) (eigenvalues floored at min_std^2); K = 0.
 
@@ -132,8 +140,13 @@ class LinearGaussianController(NamedTuple):
         w, V = np.linalg.eigh(cov)
         cov = (V * np.maximum(w, min_std**2)[:, None, :]) @ np.swapaxes(V, -1, -2)
         T, du = mu.shape
-        return cls(jnp.zeros((T, du, x.shape[2])), jnp.zeros((T, du)),
-                   jnp.asarray(x.mean(0)), jnp.asarray(mu), jnp.asarray(cov))
+        return cls(
+            jnp.zeros((T, du, x.shape[2])),
+            jnp.zeros((T, du)),
+            jnp.asarray(x.mean(0)),
+            jnp.asarray(mu),
+            jnp.asarray(cov),
+        )
 
 
 @jax.jit
@@ -274,8 +287,12 @@ def chain_observation(
     top = jnp.concatenate([r_xx, r_xu], axis=2)
     bottom = jnp.concatenate([jnp.swapaxes(r_xu, 1, 2), r_uu], axis=2)
     return QuadraticReward(
-        quad.r, jnp.concatenate([r_x, r_u], axis=1), jnp.concatenate([top, bottom], axis=1),
-        quad.r_final, r_final_x, r_final_xx,
+        quad.r,
+        jnp.concatenate([r_x, r_u], axis=1),
+        jnp.concatenate([top, bottom], axis=1),
+        quad.r_final,
+        r_final_x,
+        r_final_xx,
     )
 
 
@@ -354,7 +371,9 @@ def backward_pass(
         return (V_x, V_xx), (K, k, Q_uu_r, V_x, V_xx, improvement, ok)
 
     (_, _), (K, k, Q_uu, V_x, V_xx, improvement, ok) = jax.lax.scan(
-        step, (quad.r_final_x, quad.r_final_xx), (lin.F, c, quad.r_z, quad.r_zz, u_hat),
+        step,
+        (quad.r_final_x, quad.r_final_xx),
+        (lin.F, c, quad.r_z, quad.r_zz, u_hat),
         reverse=True,
     )
     V_x = jnp.concatenate([V_x, quad.r_final_x[None]], axis=0)
@@ -394,7 +413,8 @@ def forward_marginals(
         return (m_next, S_next), (m_next, S_next, mu_u, Sz)
 
     _, (ms, Ss, mu, Sz) = jax.lax.scan(
-        step, (x0, x0_cov),
+        step,
+        (x0, x0_cov),
         (lin.F, lin.f, lin.cov, ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, ctrl.cov),
     )
     return Marginals(jnp.concatenate([x0[None], ms]), jnp.concatenate([x0_cov[None], Ss]), mu, Sz)
@@ -420,8 +440,9 @@ def trajectory_kl(
         d = dK @ m + k1 - k0
         logdet0 = 2.0 * jnp.log(jnp.diag(L0)).sum()
         logdet1 = 2.0 * jnp.log(jnp.diag(L1)).sum()
-        kl = 0.5 * (jnp.trace(P0 @ S1) - du + logdet0 - logdet1 + d @ P0 @ d
-                    + jnp.trace(dK.T @ P0 @ dK @ S))
+        kl = 0.5 * (
+            jnp.trace(P0 @ S1) - du + logdet0 - logdet1 + d @ P0 @ d + jnp.trace(dK.T @ P0 @ dK @ S)
+        )
         return jnp.maximum(kl, 0.0)
 
     kls = jax.vmap(step)(K1, k1, new.cov, K0, k0, prev.cov, marg.x_mean[:-1], marg.x_cov[:-1])
@@ -429,21 +450,32 @@ def trajectory_kl(
 
 
 @jax.jit
-def expected_reward(quad: QuadraticReward, x_hat: jax.Array, u_hat: jax.Array,
-                    marg: Marginals) -> jax.Array:
+def expected_reward(
+    quad: QuadraticReward, x_hat: jax.Array, u_hat: jax.Array, marg: Marginals
+) -> jax.Array:
     """Gaussian (Laplace) estimate of E[sum_t r_t + r_final] from the quadratic expansion."""
     dz = jnp.concatenate([marg.x_mean[:-1] - x_hat[:-1], marg.u_mean - u_hat], axis=1)
-    per_step = (quad.r + jnp.einsum("td,td->t", quad.r_z, dz)
-                + 0.5 * jnp.einsum("td,tde,te->t", dz, quad.r_zz, dz)
-                + 0.5 * jnp.einsum("tde,ted->t", quad.r_zz, marg.z_cov))
+    per_step = (
+        quad.r
+        + jnp.einsum("td,td->t", quad.r_z, dz)
+        + 0.5 * jnp.einsum("td,tde,te->t", dz, quad.r_zz, dz)
+        + 0.5 * jnp.einsum("tde,ted->t", quad.r_zz, marg.z_cov)
+    )
     dT = marg.x_mean[-1] - x_hat[-1]
-    end = (quad.r_final + quad.r_final_x @ dT + 0.5 * dT @ quad.r_final_xx @ dT
-           + 0.5 * jnp.trace(quad.r_final_xx @ marg.x_cov[-1]))
+    end = (
+        quad.r_final
+        + quad.r_final_x @ dT
+        + 0.5 * dT @ quad.r_final_xx @ dT
+        + 0.5 * jnp.trace(quad.r_final_xx @ marg.x_cov[-1])
+    )
     return per_step.sum() + end
 
 
 def _kl_quad(
-    quad: QuadraticReward, prev: LinearGaussianController, x_hat: jax.Array, u_hat: jax.Array,
+    quad: QuadraticReward,
+    prev: LinearGaussianController,
+    x_hat: jax.Array,
+    u_hat: jax.Array,
     eta: jax.Array,
 ) -> QuadraticReward:
     """Expansion of r/eta + log pi_prev(u|x) around (x_hat, u_hat) (Levine & Abbeel 2014)."""
@@ -452,13 +484,22 @@ def _kl_quad(
     P = 0.5 * (P + jnp.swapaxes(P, -1, -2))
     d = jnp.einsum("tij,tj->ti", Kp, x_hat[:-1]) + kp - u_hat  # prev mean minus u_hat at x_hat
     KtP = jnp.einsum("tji,tjk->tik", Kp, P)  # K^T P
-    M = jnp.concatenate([
-        jnp.concatenate([KtP @ Kp, -KtP], axis=2),
-        jnp.concatenate([-jnp.swapaxes(KtP, 1, 2), P], axis=2),
-    ], axis=1)
+    M = jnp.concatenate(
+        [
+            jnp.concatenate([KtP @ Kp, -KtP], axis=2),
+            jnp.concatenate([-jnp.swapaxes(KtP, 1, 2), P], axis=2),
+        ],
+        axis=1,
+    )
     v = jnp.concatenate([jnp.einsum("tij,tj->ti", KtP, d), -jnp.einsum("tij,tj->ti", P, d)], 1)
-    return QuadraticReward(quad.r / eta, quad.r_z / eta - v, quad.r_zz / eta - M,
-                           quad.r_final / eta, quad.r_final_x / eta, quad.r_final_xx / eta)
+    return QuadraticReward(
+        quad.r / eta,
+        quad.r_z / eta - v,
+        quad.r_zz / eta - M,
+        quad.r_final / eta,
+        quad.r_final_x / eta,
+        quad.r_final_xx / eta,
+    )
 
 
 @jax.jit
@@ -511,7 +552,8 @@ def _rollout_jax(
 
         T = ctrl.k.shape[0]
         xT, (xs, us, rs) = jax.lax.scan(
-            body, x0, (jnp.arange(T), ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, mask))
+            body, x0, (jnp.arange(T), ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, mask)
+        )
         ret = rs.sum() + (0.0 if terminal_reward is None else terminal_reward(xT))
         return jnp.concatenate([x0[None], xs]), us, ret
 
@@ -519,8 +561,13 @@ def _rollout_jax(
 
 
 @jax.jit(static_argnums=(0, 1))
-def _returns(reward: RewardFn, terminal_reward: TerminalFn | None, obs: jax.Array,
-             us: jax.Array, mask: jax.Array) -> jax.Array:
+def _returns(
+    reward: RewardFn,
+    terminal_reward: TerminalFn | None,
+    obs: jax.Array,
+    us: jax.Array,
+    mask: jax.Array,
+) -> jax.Array:
     """Sum of rewards for obs (A, T+1, do), actions (A, T, du)."""
     r = jax.vmap(jax.vmap(reward))(obs[:, :-1], us) * mask
     ret = r.sum(1)
@@ -552,18 +599,34 @@ def rollout_controller(
     mask = jnp.ones(T, dt) if mask is None else jnp.asarray(mask, dt)
     alphas = jnp.asarray(alphas, dt)
     if dynamics.jittable:
-        return _rollout_jax(type(dynamics).step_fn, reward, terminal_reward, dynamics.params,
-                            x0, ctrl, alphas, jnp.asarray(t0, jnp.int32),
-                            jnp.asarray(lo, dt), jnp.asarray(hi, dt), mask)
+        return _rollout_jax(
+            type(dynamics).step_fn,
+            reward,
+            terminal_reward,
+            dynamics.params,
+            x0,
+            ctrl,
+            alphas,
+            jnp.asarray(t0, jnp.int32),
+            jnp.asarray(lo, dt),
+            jnp.asarray(hi, dt),
+            mask,
+        )
     xs, us, obs = dynamics.rollout_controller(  # type: ignore[attr-defined]
-        np.asarray(x0), ctrl, np.asarray(alphas), t0=t0, u_bounds=u_bounds)
+        np.asarray(x0), ctrl, np.asarray(alphas), t0=t0, u_bounds=u_bounds
+    )
     rets = _returns(reward, terminal_reward, jnp.asarray(obs, dt), jnp.asarray(us, dt), mask)
     return jnp.asarray(xs, dt), jnp.asarray(us, dt), rets
 
 
 def _expand(
-    dynamics: DynamicsModel, reward: RewardFn, terminal_reward: TerminalFn | None,
-    x_hat: jax.Array, u_hat: jax.Array, t0: int, mask: jax.Array,
+    dynamics: DynamicsModel,
+    reward: RewardFn,
+    terminal_reward: TerminalFn | None,
+    x_hat: jax.Array,
+    u_hat: jax.Array,
+    t0: int,
+    mask: jax.Array,
 ) -> tuple[LinearDynamics, QuadraticReward]:
     """Linearise the dynamics and quadratise the reward along the nominal."""
     dt = x_hat.dtype
@@ -572,7 +635,8 @@ def _expand(
         quad = quadratize(reward, terminal_reward, x_hat, u_hat, mask)
     else:
         lin, obs, J, D2 = dynamics.linearize_with_observation(  # type: ignore[attr-defined]
-            x_hat, u_hat, t0)
+            x_hat, u_hat, t0
+        )
         quad = quadratize(reward, terminal_reward, jnp.asarray(obs, dt), u_hat, mask)
         quad = chain_observation(quad, jnp.asarray(J, dt), jnp.asarray(D2, dt))
     return LinearDynamics(*(jnp.asarray(a, dt) for a in lin)), quad
@@ -653,21 +717,47 @@ def ilqg_solve(
     u_init = jnp.asarray(u_init, dt)
     if u_init.ndim != 2 or x0.ndim != 1:
         raise ValueError(
-            f"ilqg: expected x0 (dx,) and u_init (T, du); got {x0.shape}, {u_init.shape}")
+            f"ilqg: expected x0 (dx,) and u_init (T, du); got {x0.shape}, {u_init.shape}"
+        )
     T, du = u_init.shape
     if iterations is not None and iterations < 1:
         raise ValueError(f"ilqg: iterations must be >= 1, got {iterations}")
     mask = jnp.ones(T, dt) if reward_mask is None else jnp.asarray(reward_mask, dt)
     if prev is not None:
-        return _ilqg_kl(dynamics, reward, x0, prev, kl_step, x0_cov, iterations or 1,
-                        terminal_reward, t0, mask, eta0, eta_bounds, kl_tol)
+        return _ilqg_kl(
+            dynamics,
+            reward,
+            x0,
+            prev,
+            kl_step,
+            x0_cov,
+            iterations or 1,
+            terminal_reward,
+            t0,
+            mask,
+            eta0,
+            eta_bounds,
+            kl_tol,
+        )
 
     zero_ctrl = LinearGaussianController(
-        jnp.zeros((T, du, x0.shape[0]), dt), jnp.zeros((T, du), dt),
-        jnp.zeros((T + 1, x0.shape[0]), dt), u_init, jnp.zeros((T, du, du), dt))
-    xs, us, rets = rollout_controller(dynamics, reward, x0, zero_ctrl, jnp.zeros(1, dt), t0=t0,
-                                      u_bounds=u_bounds, terminal_reward=terminal_reward,
-                                      mask=mask)
+        jnp.zeros((T, du, x0.shape[0]), dt),
+        jnp.zeros((T, du), dt),
+        jnp.zeros((T + 1, x0.shape[0]), dt),
+        u_init,
+        jnp.zeros((T, du, du), dt),
+    )
+    xs, us, rets = rollout_controller(
+        dynamics,
+        reward,
+        x0,
+        zero_ctrl,
+        jnp.zeros(1, dt),
+        t0=t0,
+        u_bounds=u_bounds,
+        terminal_reward=terminal_reward,
+        mask=mask,
+    )
     x_hat, u_hat, J = xs[0], us[0], float(rets[0])
     alphas = jnp.asarray(ALPHAS, dt)
     lo, hi = (-jnp.inf, jnp.inf) if u_bounds is None else u_bounds
@@ -695,9 +785,17 @@ def ilqg_solve(
             converged = True
             break
         trial = LinearGaussianController(bw.K, bw.k, x_hat, u_hat, bw.Q_uu)
-        xs, us, rets = rollout_controller(dynamics, reward, x0, trial, alphas, t0=t0,
-                                          u_bounds=u_bounds, terminal_reward=terminal_reward,
-                                          mask=mask)
+        xs, us, rets = rollout_controller(
+            dynamics,
+            reward,
+            x0,
+            trial,
+            alphas,
+            t0=t0,
+            u_bounds=u_bounds,
+            terminal_reward=terminal_reward,
+            mask=mask,
+        )
         rets_np = np.asarray(rets)
         a_np = np.asarray(alphas)
         expected = a_np * float(bw.improvement[0]) + a_np**2 * float(bw.improvement[1])
@@ -709,8 +807,7 @@ def ilqg_solve(
                 break
             continue
         a = int(np.argmax(good))  # the largest accepted step
-        ctrl = LinearGaussianController(bw.K, alphas[a] * bw.k, x_hat, u_hat,
-                                        c * _inv_neg(bw.Q_uu))
+        ctrl = LinearGaussianController(bw.K, alphas[a] * bw.k, x_hat, u_hat, c * _inv_neg(bw.Q_uu))
         x_hat, u_hat, expand = xs[a], us[a], True
         improvement, J = float(gain[a]), float(rets_np[a])
         returns.append(J)
@@ -719,11 +816,25 @@ def ilqg_solve(
             converged = True
             break
     if ctrl is None:  # no step improved: hold the initial actions, with the last gains if any
-        ctrl = LinearGaussianController(jnp.zeros((T, du, x0.shape[0]), dt), jnp.zeros((T, du), dt),
-                                        x_hat, u_hat, jnp.broadcast_to(jnp.eye(du, dtype=dt) * c,
-                                                                       (T, du, du)))
-    info = ILQGInfo(np.asarray(x_hat), np.asarray(u_hat), J, it, math.nan, math.nan, math.nan,
-                    mu, converged, tuple(returns))
+        ctrl = LinearGaussianController(
+            jnp.zeros((T, du, x0.shape[0]), dt),
+            jnp.zeros((T, du), dt),
+            x_hat,
+            u_hat,
+            jnp.broadcast_to(jnp.eye(du, dtype=dt) * c, (T, du, du)),
+        )
+    info = ILQGInfo(
+        np.asarray(x_hat),
+        np.asarray(u_hat),
+        J,
+        it,
+        math.nan,
+        math.nan,
+        math.nan,
+        mu,
+        converged,
+        tuple(returns),
+    )
     return ctrl, info
 
 
@@ -749,8 +860,16 @@ def evaluate_controller(
     T = ctrl.horizon
     mask = jnp.ones(T, dt)
     S0 = jnp.zeros((x0.shape[0],) * 2, dt) if x0_cov is None else jnp.asarray(x0_cov, dt)
-    xs, us, _ = rollout_controller(dynamics, reward, x0, ctrl, jnp.ones(1, dt), t0=t0,
-                                   terminal_reward=terminal_reward, mask=mask)
+    xs, us, _ = rollout_controller(
+        dynamics,
+        reward,
+        x0,
+        ctrl,
+        jnp.ones(1, dt),
+        t0=t0,
+        terminal_reward=terminal_reward,
+        mask=mask,
+    )
     lin, quad = _expand(dynamics, reward, terminal_reward, xs[0], us[0], t0, mask)
     marg = forward_marginals(lin, ctrl, x0, S0)
     return float(expected_reward(quad, xs[0], us[0], marg))
@@ -789,27 +908,55 @@ def _ilqg_kl(
     S0 = jnp.zeros((x0.shape[0],) * 2, dt) if x0_cov is None else jnp.asarray(x0_cov, dt)
     bound = float(kl_step) * T
     # Nominal: the mean trajectory of the previous controller under the model.
-    xs, us, _ = rollout_controller(dynamics, reward, x0, prev, jnp.ones(1, dt), t0=t0,
-                                   terminal_reward=terminal_reward, mask=mask)
+    xs, us, _ = rollout_controller(
+        dynamics,
+        reward,
+        x0,
+        prev,
+        jnp.ones(1, dt),
+        t0=t0,
+        terminal_reward=terminal_reward,
+        mask=mask,
+    )
     x_hat, u_hat = xs[0], us[0]
     ctrl, kl, eta, marg, quad = prev, 0.0, float(eta0), None, None
     for _ in range(iterations):
         lin, quad = _expand(dynamics, reward, terminal_reward, x_hat, u_hat, t0, mask)
-        ctrl, kl, eta, marg = _dual_search(lin, quad, prev, x_hat, u_hat, x0, S0, bound, eta,
-                                           eta_bounds, kl_tol)
+        ctrl, kl, eta, marg = _dual_search(
+            lin, quad, prev, x_hat, u_hat, x0, S0, bound, eta, eta_bounds, kl_tol
+        )
         x_hat, u_hat = marg.x_mean, marg.u_mean
         ctrl = ctrl.recenter(x_hat, u_hat)
     assert marg is not None and quad is not None
     exp_ret = float(expected_reward(quad, ctrl.x_hat, ctrl.u_hat, marg))
-    info = ILQGInfo(np.asarray(marg.x_mean), np.asarray(marg.u_mean), exp_ret, iterations, eta,
-                    float(kl), bound, 0.0, abs(kl - bound) <= kl_tol * bound, ())
+    info = ILQGInfo(
+        np.asarray(marg.x_mean),
+        np.asarray(marg.u_mean),
+        exp_ret,
+        iterations,
+        eta,
+        float(kl),
+        bound,
+        0.0,
+        abs(kl - bound) <= kl_tol * bound,
+        (),
+    )
     return ctrl, info
 
 
 def _dual_search(
-    lin: LinearDynamics, quad: QuadraticReward, prev: LinearGaussianController,
-    x_hat: jax.Array, u_hat: jax.Array, x0: jax.Array, S0: jax.Array, bound: float,
-    eta: float, eta_bounds: tuple[float, float], kl_tol: float, max_evals: int = 60,
+    lin: LinearDynamics,
+    quad: QuadraticReward,
+    prev: LinearGaussianController,
+    x_hat: jax.Array,
+    u_hat: jax.Array,
+    x0: jax.Array,
+    S0: jax.Array,
+    bound: float,
+    eta: float,
+    eta_bounds: tuple[float, float],
+    kl_tol: float,
+    max_evals: int = 60,
 ) -> tuple[LinearGaussianController, float, float, Marginals]:
     """Find eta with KL(eta) within kl_tol of ``bound`` (KL decreases with eta).
 
@@ -820,8 +967,9 @@ def _dual_search(
     eta = float(np.clip(eta, lo_b, hi_b))
 
     def evaluate(e: float):
-        c, kl, _, m = kl_step_for_eta(lin, quad, prev, x_hat, u_hat, x0, S0,
-                                      jnp.asarray(e, x0.dtype))
+        c, kl, _, m = kl_step_for_eta(
+            lin, quad, prev, x_hat, u_hat, x0, S0, jnp.asarray(e, x0.dtype)
+        )
         return c, float(kl), m
 
     lo, hi = None, None  # eta with KL > bound, eta with KL <= bound

@@ -96,10 +96,18 @@ class MPC:
         if self.episode_horizon is not None:
             mask = (t + np.arange(self.horizon) < self.episode_horizon).astype(np.float64)
         ctrl, info = ilqg_solve(
-            self.dynamics, self.reward, z, self._plan,
+            self.dynamics,
+            self.reward,
+            z,
+            self._plan,
             iterations=self.first_iterations if self._fresh else self.iterations,
-            terminal_reward=self.terminal_reward, t0=t, u_bounds=self.u_bounds,
-            reward_mask=mask, reg=self._reg, c=self.c, **self.ilqg_kwargs,
+            terminal_reward=self.terminal_reward,
+            t0=t,
+            u_bounds=self.u_bounds,
+            reward_mask=mask,
+            reg=self._reg,
+            c=self.c,
+            **self.ilqg_kwargs,
         )
         self.controller, self.info = ctrl, info
         self._reg = info.reg if info.reg <= 1e6 else 0.0  # warm-start mu unless it blew up
@@ -115,7 +123,8 @@ class MPC:
         if key is not None:
             cov = jnp.asarray(self.controller.cov[0], u.dtype)
             u = u + jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(u.shape[0])) @ jax.random.normal(
-                key, u.shape, u.dtype)
+                key, u.shape, u.dtype
+            )
         u = np.asarray(u, np.float64)
         if self.u_bounds is not None:
             u = np.clip(u, *self.u_bounds)

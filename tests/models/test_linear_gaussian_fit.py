@@ -78,8 +78,9 @@ def test_condition_gaussian_matches_textbook_formula():
     F, f, cov = condition_gaussian(mu, S, 3)
     np.testing.assert_allclose(F, S[3:, :3] @ np.linalg.inv(S[:3, :3]), atol=1e-12)
     np.testing.assert_allclose(f, mu[3:] - F @ mu[:3], atol=1e-12)
-    np.testing.assert_allclose(cov, S[3:, 3:] - S[3:, :3] @ np.linalg.solve(S[:3, :3], S[:3, 3:]),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        cov, S[3:, 3:] - S[3:, :3] @ np.linalg.solve(S[:3, :3], S[:3, 3:]), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("prior", [GMMPrior(), GaussianPrior()], ids=["gmm", "gaussian"])

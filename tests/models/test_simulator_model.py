@@ -21,8 +21,9 @@ def test_coordinates_roundtrip_and_private_copy(cartpole):
     s = env.unwrapped.get_state()
     z = sim.state_from(s)
     assert z.shape == (sim.dx,) == (4,)
-    np.testing.assert_array_equal(z, np.concatenate([env.unwrapped.data.qpos,
-                                                     env.unwrapped.data.qvel]))
+    np.testing.assert_array_equal(
+        z, np.concatenate([env.unwrapped.data.qpos, env.unwrapped.data.qvel])
+    )
     np.testing.assert_allclose(sim.observe(z), env.unwrapped.observe())
     with pytest.raises(ValueError, match="full state"):
         sim.state_from(env.unwrapped.observe())

@@ -31,8 +31,9 @@ def _episode(env, guide, key, seed, rng):
 
 def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
     env = gym.make("nafrl/ReacherSingle-v0")
-    guide = GuidedExploration(env, GuidedConfig(ilqg_fraction=1.0, model="linear",
-                                                refit_every=5, kl_step=0.5))
+    guide = GuidedExploration(
+        env, GuidedConfig(ilqg_fraction=1.0, model="linear", refit_every=5, kl_step=0.5)
+    )
     key, rng = jax.random.PRNGKey(0), np.random.default_rng(0)
     driven = []
     for ep in range(10):
@@ -60,8 +61,9 @@ def test_fraction_zero_never_drives_and_bad_config_is_rejected():
 
 def test_true_model_mpc_guide_acts_from_the_simulator_state():
     env = gym.make("nafrl/Cartpole-v0")
-    guide = GuidedExploration(env, ilqg_fraction=1.0, model="true", mode="mpc",
-                              mpc_horizon=10, action_noise=False)
+    guide = GuidedExploration(
+        env, ilqg_fraction=1.0, model="true", mode="mpc", mpc_horizon=10, action_noise=False
+    )
     obs, _ = env.reset(seed=0)
     assert guide.start_episode(jax.random.PRNGKey(0), env)
     u0 = guide.act(obs, 0)

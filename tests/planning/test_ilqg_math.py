@@ -51,8 +51,11 @@ def test_lq_gains_equal_finite_horizon_riccati():
         assert ctrl.x_hat.shape == (T + 1, dx) and ctrl.u_hat.shape == (T, du)
         assert np.abs(np.asarray(ctrl.K) - K_ref).max() < 1e-6
         # The mean action is the optimal feedback u = K x at every state.
-        np.testing.assert_allclose(np.asarray(ctrl.mean_action(ctrl.x_hat[3], 3)),
-                                   K_ref[3] @ np.asarray(ctrl.x_hat[3]), atol=1e-9)
+        np.testing.assert_allclose(
+            np.asarray(ctrl.mean_action(ctrl.x_hat[3], 3)),
+            K_ref[3] @ np.asarray(ctrl.x_hat[3]),
+            atol=1e-9,
+        )
         assert info.expected_return == pytest.approx(-0.5 * x0 @ P0 @ x0, rel=1e-9)
         assert info.converged
         # Covariance -c Q_uu^-1 = c (R + B'PB)^-1 at the last step (P_T = Qf).
@@ -68,8 +71,9 @@ def test_bare_linear_dynamics_and_offsets_are_accepted():
         f = 0.3 * rng.standard_normal((10, 3))
         lin = LinearDynamics(np.concatenate([A, B], 2), f, np.zeros((10, 3, 3)))
         Qj, Rj = jnp.asarray(Q), jnp.asarray(R)
-        ctrl = ilqg(lin, lambda x, u: -0.5 * x @ Qj @ x - 0.5 * u @ Rj @ u,
-                    np.ones(3), np.zeros((10, 1)))
+        ctrl = ilqg(
+            lin, lambda x, u: -0.5 * x @ Qj @ x - 0.5 * u @ Rj @ u, np.ones(3), np.zeros((10, 1))
+        )
         K_ref, _ = _riccati(A, B, Q, R, np.zeros((3, 3)))
         assert np.abs(np.asarray(ctrl.K) - K_ref).max() < 1e-6
 
@@ -88,23 +92,31 @@ def _mc_kl(rng, F, f, N, x0, S0, new, old, M=20_000):
     """Monte-Carlo KL(p_new(tau) || p_old(tau)) = E_new[sum_t log pi_new - log pi_old]."""
 
     def logp(c, x, u, t):
-        mean = (np.asarray(c.u_hat[t] + c.k[t])
-                + (x - np.asarray(c.x_hat[t])) @ np.asarray(c.K[t]).T)
+        mean = np.asarray(c.u_hat[t] + c.k[t]) + (x - np.asarray(c.x_hat[t])) @ np.asarray(c.K[t]).T
         S = np.asarray(c.cov[t])
         d = u - mean
-        return (-0.5 * np.einsum("ni,ij,nj->n", d, np.linalg.inv(S), d)
-                - 0.5 * np.linalg.slogdet(2 * np.pi * S)[1])
+        return (
+            -0.5 * np.einsum("ni,ij,nj->n", d, np.linalg.inv(S), d)
+            - 0.5 * np.linalg.slogdet(2 * np.pi * S)[1]
+        )
 
     x = x0 + rng.standard_normal((M, len(x0))) @ np.linalg.cholesky(S0).T
     kl = np.zeros(M)
     for t in range(len(f)):
-        mean = (np.asarray(new.u_hat[t] + new.k[t])
-                + (x - np.asarray(new.x_hat[t])) @ np.asarray(new.K[t]).T)
-        u = mean + rng.standard_normal((M, mean.shape[1])) @ np.linalg.cholesky(
-            np.asarray(new.cov[t])).T
+        mean = (
+            np.asarray(new.u_hat[t] + new.k[t])
+            + (x - np.asarray(new.x_hat[t])) @ np.asarray(new.K[t]).T
+        )
+        u = (
+            mean
+            + rng.standard_normal((M, mean.shape[1])) @ np.linalg.cholesky(np.asarray(new.cov[t])).T
+        )
         kl += logp(new, x, u, t) - logp(old, x, u, t)
-        x = (np.concatenate([x, u], 1) @ F[t].T + f[t]
-             + rng.standard_normal(x.shape) @ np.linalg.cholesky(N[t]).T)
+        x = (
+            np.concatenate([x, u], 1) @ F[t].T
+            + f[t]
+            + rng.standard_normal(x.shape) @ np.linalg.cholesky(N[t]).T
+        )
     return kl.mean(), kl.std() / np.sqrt(M)
 
 
@@ -122,8 +134,9 @@ def test_kl_step_satisfies_its_constraint(kl_step):
 
         x0, S0 = np.ones(dx), 0.01 * np.eye(dx)
         prev = LinearGaussianController.open_loop(np.zeros((T + 1, dx)), np.zeros((T, du)), 0.5)
-        ctrl, info = ilqg_solve(model, reward, x0, np.zeros((T, du)), prev=prev,
-                                kl_step=kl_step, x0_cov=S0)
+        ctrl, info = ilqg_solve(
+            model, reward, x0, np.zeros((T, du)), prev=prev, kl_step=kl_step, x0_cov=S0
+        )
         bound = kl_step * T
         assert info.kl_bound == pytest.approx(bound)
         assert abs(info.kl - bound) <= 0.1 * bound
@@ -135,8 +148,9 @@ def test_kl_step_satisfies_its_constraint(kl_step):
         # Improvement over the previous controller, and a larger bound improves more.
         assert info.eta > 0
         if kl_step == 0.5:
-            small = ilqg_solve(model, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.05,
-                               x0_cov=S0)[1]
+            small = ilqg_solve(
+                model, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.05, x0_cov=S0
+            )[1]
             assert info.expected_return > small.expected_return
 
 
@@ -144,11 +158,15 @@ def test_recenter_and_affine_keep_the_policy():
     rng = np.random.default_rng(3)
     T, dx, du = 5, 3, 2
     c = LinearGaussianController(
-        jnp.asarray(rng.standard_normal((T, du, dx))), jnp.asarray(rng.standard_normal((T, du))),
-        jnp.asarray(rng.standard_normal((T + 1, dx))), jnp.asarray(rng.standard_normal((T, du))),
-        jnp.broadcast_to(jnp.eye(du), (T, du, du)))
-    c2 = c.recenter(jnp.asarray(rng.standard_normal((T + 1, dx))),
-                    jnp.asarray(rng.standard_normal((T, du))))
+        jnp.asarray(rng.standard_normal((T, du, dx))),
+        jnp.asarray(rng.standard_normal((T, du))),
+        jnp.asarray(rng.standard_normal((T + 1, dx))),
+        jnp.asarray(rng.standard_normal((T, du))),
+        jnp.broadcast_to(jnp.eye(du), (T, du, du)),
+    )
+    c2 = c.recenter(
+        jnp.asarray(rng.standard_normal((T + 1, dx))), jnp.asarray(rng.standard_normal((T, du)))
+    )
     x = jnp.asarray(rng.standard_normal(dx))
     K, k = c.affine()
     for t in range(T):
@@ -177,8 +195,9 @@ class Pendulum(DynamicsModel):
         z = jnp.concatenate([x_hat[:-1], u_hat], 1)
         f = lambda zz: Pendulum.step_fn(params, zz[:2], zz[2:], 0, None)  # noqa: E731
         F = jax.vmap(jax.jacfwd(f))(z)
-        return LinearDynamics(F, jax.vmap(f)(z) - jnp.einsum("tij,tj->ti", F, z),
-                              jnp.zeros((z.shape[0], 2, 2)))
+        return LinearDynamics(
+            F, jax.vmap(f)(z) - jnp.einsum("tij,tj->ti", F, z), jnp.zeros((z.shape[0], 2, 2))
+        )
 
     def fit(self, x, u):
         return self
@@ -191,8 +210,9 @@ def test_nonlinear_swing_up_improves_monotonically_and_respects_bounds():
         return -(1.0 + jnp.cos(x[0])) - 0.001 * x[1] ** 2 - 0.01 * u[0] ** 2
 
     T = 100
-    ctrl, info = ilqg_solve(model, reward, np.array([0.1, 0.0]), np.zeros((T, 1)),
-                            iterations=100, u_bounds=(-1.0, 1.0))
+    ctrl, info = ilqg_solve(
+        model, reward, np.array([0.1, 0.0]), np.zeros((T, 1)), iterations=100, u_bounds=(-1.0, 1.0)
+    )
     assert np.all(np.diff(info.returns) > 0)
     assert np.all(np.abs(info.u) <= 1.0 + 1e-6)
     # Torque 3 < gravity 9.8: it must pump; the end state is near upright (theta = pi).

@@ -19,8 +19,13 @@ def _run(task, horizon, seed):
     env = gym.make(task)
     obs, _ = env.reset(seed=seed)
     sim = SimulatorDynamics(env)
-    mpc = MPC(sim, env.unwrapped.reward, horizon=horizon, iterations=2,
-              episode_horizon=env.unwrapped.horizon)
+    mpc = MPC(
+        sim,
+        env.unwrapped.reward,
+        horizon=horizon,
+        iterations=2,
+        episode_horizon=env.unwrapped.horizon,
+    )
     ret, done, t = 0.0, False, 0
     start = time.perf_counter()
     while not done:
