@@ -74,9 +74,14 @@ def _episode(env: gym.Env, seed: int, act: Any) -> float:
 def random_return(task: str, episodes: int) -> float:
     env = gym.make(task)
     rng = np.random.default_rng(0)
-    return float(np.mean([
-        _episode(env, s, lambda o, t: rng.uniform(-1, 1, env.action_space.shape))
-        for s in range(episodes)]))
+    return float(
+        np.mean(
+            [
+                _episode(env, s, lambda o, t: rng.uniform(-1, 1, env.action_space.shape))
+                for s in range(episodes)
+            ]
+        )
+    )
 
 
 def scripted_return(task: str, episodes: int) -> float | None:
@@ -92,8 +97,13 @@ def mpc_true(task: str, episodes: int, horizon: int) -> tuple[float, float]:
     """Mean return and seconds per MPC step (after the first step of the first episode)."""
     env = gym.make(task)
     sim = SimulatorDynamics(env)
-    mpc = MPC(sim, env.unwrapped.reward, horizon=horizon, iterations=2,
-              episode_horizon=env.unwrapped.horizon)
+    mpc = MPC(
+        sim,
+        env.unwrapped.reward,
+        horizon=horizon,
+        iterations=2,
+        episode_horizon=env.unwrapped.horizon,
+    )
     rets, times = [], []
     for s in range(episodes):
         mpc.reset()
@@ -111,8 +121,7 @@ def mpc_true(task: str, episodes: int, horizon: int) -> tuple[float, float]:
 def guided_loop(task: str, mode: str, rounds: int) -> dict[str, Any]:
     """Rounds of n = 5 episodes; the controller is refitted after each round."""
     env = gym.make(task)
-    cfg = GuidedConfig(ilqg_fraction=1.0, model="linear", mode=mode, kl_step=0.5,
-                       mpc_horizon=20)
+    cfg = GuidedConfig(ilqg_fraction=1.0, model="linear", mode=mode, kl_step=0.5, mpc_horizon=20)
     guide = GuidedExploration(env, cfg)
     key, rng = jax.random.PRNGKey(0), np.random.default_rng(0)
     batch_returns: list[float] = []
@@ -136,8 +145,11 @@ def guided_loop(task: str, mode: str, rounds: int) -> dict[str, Any]:
             guide.observe_episode(np.array(xs), np.array(us))
             rets.append(ret)
         batch_returns.append(float(np.mean(rets)))
-    return {"last": batch_returns[-1], "best": max(batch_returns[1:] or batch_returns),
-            "per_round": batch_returns}
+    return {
+        "last": batch_returns[-1],
+        "best": max(batch_returns[1:] or batch_returns),
+        "per_round": batch_returns,
+    }
 
 
 def _collect(task: str, episodes: int, seed0: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +190,9 @@ def timings(task: str, horizon: int) -> dict[str, float]:
     z0 = sim.state_from(env.unwrapped.get_state())
 
     def sim_iters() -> None:
-        _, info = ilqg_solve(sim, reward, z0, np.zeros((horizon, du)), iterations=3,
-                             u_bounds=(-1.0, 1.0), tol=0.0)
+        _, info = ilqg_solve(
+            sim, reward, z0, np.zeros((horizon, du)), iterations=3, u_bounds=(-1.0, 1.0), tol=0.0
+        )
         out["_sim_its"] = info.iterations
 
     out["ilqg_iter_true_s"] = _timeit(sim_iters) / max(1, out.pop("_sim_its", 3))
@@ -196,14 +209,18 @@ def timings(task: str, horizon: int) -> dict[str, float]:
     x0 = lg.x0_mean
 
     def lg_iters() -> None:
-        _, info = ilqg_solve(lg, reward, x0, np.zeros((T, du)), iterations=3,
-                             u_bounds=(-1.0, 1.0), tol=0.0)
+        _, info = ilqg_solve(
+            lg, reward, x0, np.zeros((T, du)), iterations=3, u_bounds=(-1.0, 1.0), tol=0.0
+        )
         out["_lg_its"] = info.iterations
 
     out["ilqg_iter_linear_s"] = _timeit(lg_iters) / max(1, out.pop("_lg_its", 3))
     prev = LinearGaussianController.from_samples(X[20:], U[20:], 0.1)
-    out["kl_step_linear_s"] = _timeit(lambda: ilqg_solve(
-        lg, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.5, x0_cov=lg.x0_cov))
+    out["kl_step_linear_s"] = _timeit(
+        lambda: ilqg_solve(
+            lg, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.5, x0_cov=lg.x0_cov
+        )
+    )
     nn = NeuralDynamics(train_steps=1000)
     out["refit_neural_s"] = _timeit(lambda: nn.fit(X, U), repeats=2)
     return out
@@ -220,12 +237,16 @@ def main() -> None:
     p.add_argument("--skip-lg", action="store_true", help="skip the fitted-model loops")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "planning.json"))
     args = p.parse_args()
-    tasks = args.tasks or ([t for t, s in TASKS.items() if s.has_reward_fn] if args.all
-                           else DEFAULT_TASKS)
+    tasks = args.tasks or (
+        [t for t, s in TASKS.items() if s.has_reward_fn] if args.all else DEFAULT_TASKS
+    )
     results: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "jax": jax.__version__,
-                    "loadavg_start": os.getloadavg()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "jax": jax.__version__,
+            "loadavg_start": os.getloadavg(),
+        },
         "tasks": {},
     }
     for task in tasks:
@@ -256,15 +277,27 @@ def main() -> None:
             return f"{v['last']:.2f} (best {v['best']:.2f})"
         return f"{v:.3g}" if abs(v) < 1e-2 else f"{v:.2f}"
 
-    cols = ["random", "scripted", "mpc_true", "mpc_lg", "ilqg_lg", "mpc_step_true_s",
-            "ilqg_iter_true_s", "ilqg_iter_linear_s", "kl_step_linear_s", "refit_linear_s",
-            "refit_neural_s"]
+    cols = [
+        "random",
+        "scripted",
+        "mpc_true",
+        "mpc_lg",
+        "ilqg_lg",
+        "mpc_step_true_s",
+        "ilqg_iter_true_s",
+        "ilqg_iter_linear_s",
+        "kl_step_linear_s",
+        "refit_linear_s",
+        "refit_neural_s",
+    ]
     print("\n| task | H | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for task, row in results["tasks"].items():
         print(f"| {task} | {row['H']} | " + " | ".join(f(row.get(c)) for c in cols) + " |")
-    print(f"\nwritten {args.out}; load average {results['machine']['loadavg_start']} -> "
-          f"{results['machine']['loadavg_end']}")
+    print(
+        f"\nwritten {args.out}; load average {results['machine']['loadavg_start']} -> "
+        f"{results['machine']['loadavg_end']}"
+    )
 
 
 if __name__ == "__main__":
