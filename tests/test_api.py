@@ -168,3 +168,18 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     ck = nafrl.NAF.load(tmp_path / "checkpoint.npz", env=gym.make("Pendulum-v1"))
     assert ck.num_episodes == 3 and ck.num_timesteps == 600  # the last good episode boundary
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(ck.state.params))
+
+
+@pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
+def test_batch_norm_trains_its_statistics_and_round_trips(cls, tmp_path):
+    m = cls("Pendulum-v1", seed=0, **{**SMALL, "batch_norm": True})
+    stats0 = jax.tree.map(np.asarray, m.state.params["batch_stats"])
+    m.learn(400)
+    stats1 = m.state.params["batch_stats"]
+    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stats0),
+                                                    jax.tree.leaves(stats1), strict=True)]
+    assert all(moved)  # running means/variances follow the data
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(m.state))
+    loaded = cls.load(m.save(tmp_path / "bn.npz"))
+    obs = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(m.predict(obs)[0], loaded.predict(obs)[0])
