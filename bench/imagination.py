@@ -35,7 +35,9 @@ TASKS = {
 }
 VARIANTS = ("model-free", "linear", "neural", "true")
 Task = Literal["reacher", "gripper"]
-Variant = Literal["model-free", "linear", "neural", "true"]
+# A variant is model-free, linear, neural or true, optionally with "-l<N>" to override the
+# imagination length (e.g. "linear-l3").
+Variant = str
 
 COMMON = dict(eval_interval=5, eval_episodes=3, checkpoint_interval=5, learning_starts=500)
 
@@ -44,6 +46,13 @@ def run_one(task: Task, variant: Variant, seed: int, episodes: int = 0) -> Path:
     """Train one variant for ``episodes`` episodes (resuming a stopped run)."""
     env_id, length, default_episodes, off_after = TASKS[task]
     episodes = episodes or default_episodes
+    kind, _, l_override = variant.partition("-l")
+    if kind not in VARIANTS:
+        raise SystemExit(
+            f"unknown variant {variant!r}; accepted: {', '.join(VARIANTS)} "
+            "with an optional -l<N> suffix"
+        )
+    length = int(l_override) if l_override else length
     run_dir = ROOT / task / f"{variant}-s{seed}"
     ck = run_dir / "checkpoint.npz"
     if ck.exists():
@@ -51,8 +60,8 @@ def run_one(task: Task, variant: Variant, seed: int, episodes: int = 0) -> Path:
         model.logger.truncate_after(model.num_episodes)
     else:
         kw = dict(COMMON)
-        if variant != "model-free":
-            kw.update(model=variant, imagination_length=length, imagination_off_after=off_after)
+        if kind != "model-free":
+            kw.update(model=kind, imagination_length=length, imagination_off_after=off_after)
         model = nafrl.NAF(env_id, seed=seed, run_dir=run_dir, **kw)
         model.logger.write_config(
             {
@@ -105,7 +114,9 @@ def report(tasks: tuple[Task, ...] = ("reacher", "gripper")) -> None:
         "|---|---|---|---|---|---|",
     ]
     for task in tasks:
-        runs = {v: sorted((ROOT / task).glob(f"{v}-s*")) for v in VARIANTS}
+        found = {d.name.rsplit("-s", 1)[0] for d in (ROOT / task).glob("*-s*") if d.is_dir()}
+        variants = [v for v in VARIANTS if v in found] + sorted(found - set(VARIANTS))
+        runs = {v: sorted((ROOT / task).glob(f"{v}-s*")) for v in variants}
         evals = {
             v: [read_csv(r / "evals.csv") for r in rs if (r / "evals.csv").exists()]
             for v, rs in runs.items()
@@ -117,7 +128,7 @@ def report(tasks: tuple[Task, ...] = ("reacher", "gripper")) -> None:
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         summary[task] = {"model_free_best": mf_best, "level": level}
         mf_median = np.nan
-        for i, v in enumerate(VARIANTS):
+        for i, v in enumerate(variants):
             if not evals[v]:
                 continue
             eps = [episodes_to_reach(e["episode"], e["test_return"], level) for e in evals[v]]

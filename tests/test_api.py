@@ -176,8 +176,10 @@ def test_batch_norm_trains_its_statistics_and_round_trips(cls, tmp_path):
     stats0 = jax.tree.map(np.asarray, m.state.params["batch_stats"])
     m.learn(400)
     stats1 = m.state.params["batch_stats"]
-    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stats0),
-                                                    jax.tree.leaves(stats1), strict=True)]
+    moved = [
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(stats0), jax.tree.leaves(stats1), strict=True)
+    ]
     assert all(moved)  # running means/variances follow the data
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(m.state))
     loaded = cls.load(m.save(tmp_path / "bn.npz"))

@@ -271,11 +271,9 @@ class ModelBasedAcceleration:
             from nafrl.models.neural import NeuralDynamics
 
             self.model = NeuralDynamics()
-        self.history: list[tuple[Episode, bool]] = []  # every real episode, for checkpoints
+        self.history: list[tuple[Episode, bool]] = []  # every real episode, and if guided
         self.box_margin = 0.1  # imagined states may leave B_old's range by 10% of it
         self.box: tuple[np.ndarray, np.ndarray] | None = None
-        self._all_x: list[np.ndarray] = []  # every real episode, for the global neural model
-        self._all_u: list[np.ndarray] = []
         # Section 5.1: a fraction of real episodes driven by iLQG / MPC (iLQG-x, MPC-x).
         self.guide: Any = None
         if config.ilqg_fraction > 0:
@@ -316,17 +314,15 @@ class ModelBasedAcceleration:
 
         self.history.append((ep, guided))
         if self.guide is not None:
-            self.guide._driving = guided  # replays (load) report who drove the episode
-            self.guide.observe_episode(ep.obs, ep.actions)  # refits its controller every n
+            # Refits its controller every n episodes; replays (load) say who drove each one.
+            self.guide.observe_episode(ep.obs, ep.actions, driven=guided)
         if not self.episodes.add(ep):
             return False
         t0 = time.perf_counter()
         if self.model is not None:
             x, u = EpisodeBuffers.stack(self.episodes.current)
             if self.kind == "neural":  # a global model: all real data so far
-                self._all_x.append(x)
-                self._all_u.append(u)
-                x, u = np.concatenate(self._all_x), np.concatenate(self._all_u)
+                x, u = EpisodeBuffers.stack([e for e, _ in self.history])
             self.model.fit(x, u)
         self.episodes.rotate()
         obs = np.concatenate([e.obs for e in self.episodes.old])

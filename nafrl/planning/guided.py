@@ -230,8 +230,16 @@ class GuidedExploration:
         )
         return np.clip(np.asarray(u, np.float64), -1.0, 1.0)
 
-    def observe_episode(self, obs_seq: np.ndarray, act_seq: np.ndarray) -> None:
-        """Record a finished real episode; refit every ``refit_every`` episodes."""
+    def observe_episode(
+        self, obs_seq: np.ndarray, act_seq: np.ndarray, driven: bool | None = None
+    ) -> None:
+        """Record a finished real episode; refit every ``refit_every`` episodes.
+
+        ``driven`` says whether the controller drove it (default: what ``start_episode``
+        decided); a trainer replaying stored episodes after loading a checkpoint passes it.
+        """
+        if driven is not None:
+            self._driving = driven
         x, u = np.asarray(obs_seq, np.float64), np.asarray(act_seq, np.float64)
         if x.ndim != 2 or u.ndim != 2 or len(x) != len(u) + 1:
             raise ValueError(
