@@ -26,40 +26,44 @@ def _output_init(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype = jnp.fl
 
 
 class StackedMLP(nn.Module):
-    """``num`` independent MLPs applied to the same input; returns (num, B, out_size)."""
+    """Independent MLPs on the same input, one per entry of ``out_sizes``.
 
-    num: int
+    The hidden layers of all members run together as batched matrix products (weights with
+    a leading member axis); each member has its own output layer of its own size, so no
+    work is padded. Returns a list of (B, out_sizes[k]) arrays; with ``only_first`` just
+    member 0's (the NAF target needs V' alone).
+    """
+
     hidden_sizes: Sequence[int]
-    out_size: int
+    out_sizes: Sequence[int]
     batch_norm: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, first: int = 0) -> jax.Array:
-        """x (B, din) -> (num, B, out_size); with ``first=k > 0`` only the first output of
-        member 0 is computed, shape (1, B, k) (the NAF target needs V' alone)."""
+    def __call__(
+        self, x: jax.Array, train: bool = False, only_first: bool = False
+    ) -> list[jax.Array]:
+        num = len(self.out_sizes)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.99, name="bn_in")(x)
-        num = 1 if first else self.num
-        h = jnp.broadcast_to(x, (num, *x.shape))
-        sizes = [*self.hidden_sizes, self.out_size]
-        for i, size in enumerate(sizes):
-            last = i == len(sizes) - 1
-            W = self.param(
-                f"W{i}",
-                _output_init if last else _hidden_init,
-                (self.num, x.shape[-1] if i == 0 else sizes[i - 1], size),
-            )
-            b = self.param(f"b{i}", nn.initializers.zeros, (self.num, 1, size))
-            if first:
-                W, b = (W[:1, :, :first], b[:1, :, :first]) if last else (W[:1], b[:1])
-            h = jnp.einsum("kbi,kio->kbo", h, W) + b
-            if not last:
-                if self.batch_norm:
-                    h = nn.BatchNorm(
-                        use_running_average=not train, momentum=0.99, axis=(0, 2), name=f"bn{i}"
-                    )(h)
-                h = nn.relu(h)
-        return h
+        k = 1 if only_first else num
+        h = jnp.broadcast_to(x, (k, *x.shape))
+        din = x.shape[-1]
+        for i, size in enumerate(self.hidden_sizes):
+            W = self.param(f"W{i}", _hidden_init, (num, din, size))
+            b = self.param(f"b{i}", nn.initializers.zeros, (num, 1, size))
+            h = jnp.einsum("kbi,kio->kbo", h, W[:k]) + b[:k]
+            if self.batch_norm:
+                h = nn.BatchNorm(
+                    use_running_average=not train, momentum=0.99, axis=(0, 2), name=f"bn{i}"
+                )(h)
+            h = nn.relu(h)
+            din = size
+        outs = []
+        for j, size in enumerate(self.out_sizes[:k]):
+            W = self.param(f"W_out{j}", _output_init, (din, size))
+            b = self.param(f"b_out{j}", nn.initializers.zeros, (size,))
+            outs.append(h[j] @ W + b)
+        return outs
 
 
 def num_tril(n: int) -> int:
@@ -105,14 +109,14 @@ class NAFNetwork(nn.Module):
         """-> NAFOutputs; with ``value_only`` just V (B,), skipping the mu and L networks."""
         du, nl = self.action_dim, num_tril(self.action_dim)
         if self.shared_trunk:
-            out = StackedMLP(1, self.hidden_sizes, 1 + du + nl, self.batch_norm)(x, train)[0]
+            out = StackedMLP(self.hidden_sizes, (1 + du + nl,), self.batch_norm)(x, train)[0]
             v, m, l_entries = out[:, 0], out[:, 1 : 1 + du], out[:, 1 + du :]
         else:  # separate V, mu and L networks (the paper's default)
-            mlp = StackedMLP(3, self.hidden_sizes, max(du, nl), self.batch_norm)
+            mlp = StackedMLP(self.hidden_sizes, (1, du, nl), self.batch_norm)
             if value_only and not self.batch_norm:
-                return mlp(x, train, first=1)[0, :, 0]
-            out = mlp(x, train)
-            v, m, l_entries = out[0, :, 0], out[1, :, :du], out[2, :, :nl]
+                return mlp(x, train, only_first=True)[0][:, 0]
+            v, m, l_entries = mlp(x, train)
+            v = v[:, 0]
         if value_only:
             return v
         mu = jnp.tanh(m)  # actions are normalised to [-1, 1]
@@ -145,7 +149,7 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return jnp.tanh(
-            StackedMLP(1, self.hidden_sizes, self.action_dim, self.batch_norm)(x, train)[0]
+            StackedMLP(self.hidden_sizes, (self.action_dim,), self.batch_norm)(x, train)[0]
         )
 
 
@@ -158,4 +162,4 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, u: jax.Array, train: bool = False) -> jax.Array:
         xu = jnp.concatenate([x, u], axis=-1)
-        return StackedMLP(1, self.hidden_sizes, 1, self.batch_norm)(xu, train)[0, :, 0]
+        return StackedMLP(self.hidden_sizes, (1,), self.batch_norm)(xu, train)[0][:, 0]

@@ -15,7 +15,7 @@ def _net_and_params(du: int, dx: int = 5, shared: bool = False, seed: int = 0):
     net = NAFNetwork(action_dim=du, hidden_sizes=(32, 32), shared_trunk=shared)
     params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, dx)))
     # Perturb the small output layer so V, mu and L are far from their near-zero init.
-    params = jax.tree.map(lambda p: p * 30.0 if p.ndim == 3 and p.shape[-1] < 32 else p, params)
+    params = jax.tree.map(lambda p: p * 30.0 if p.ndim == 2 and p.shape[0] == 32 else p, params)
     return net, params
 
 
