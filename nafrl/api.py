@@ -82,6 +82,7 @@ class OffPolicyAgent:
         init_key, self.key = jax.random.split(key)
         self.state = self.agent.init(init_key)
         self.rng = np.random.default_rng(self.seed)  # replay sampling
+        self._predict_rng = np.random.default_rng([self.seed, 1])  # never disturbs training
         self.buffer = ReplayBuffer(self.config.buffer_size, self.obs_dim, self.act_dim)
         # Section 5: dynamics model, fictional buffer R_f and episode buffers B, B_old.
         self.model_based: ModelBasedAcceleration | None = None
@@ -121,7 +122,7 @@ class OffPolicyAgent:
             )
         a = np.asarray(self._policy(self.state, obs.reshape(-1, self.obs_dim)), np.float64)
         if not deterministic:
-            a = a + self.config.noise_scale * self.rng.standard_normal(a.shape)
+            a = a + self.config.noise_scale * self._predict_rng.standard_normal(a.shape)
         u = self.scaler.to_env(a)
         return (u[0] if obs.ndim == 1 else u), None
 
