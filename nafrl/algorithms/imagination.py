@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nafrl.agents.common import Agent
+from nafrl.env_utils import EnvError
 from nafrl.exploration import sample_noise
 
 
@@ -224,8 +225,10 @@ class ModelBasedAcceleration:
 
     Per real step the loop calls :meth:`record`; per episode :meth:`begin_episode` and
     :meth:`end_episode` (which refits the model every n episodes: M <- Fit(B), B_old <- B);
-    every m steps :meth:`imagine` fills the fictional buffer R_f; :meth:`sample` draws the
-    I*l fictional minibatches. ``timers`` accumulates seconds spent fitting and imagining.
+    every m steps :meth:`imagine` fills the fictional buffer R_f, from which the loop samples
+    I*l minibatches per step. ``timers`` accumulates seconds spent fitting and imagining.
+    With ``ilqg_fraction > 0`` it also owns the :class:`~nafrl.planning.GuidedExploration`
+    that drives that fraction of real episodes (it fits its own model for its controller).
     """
 
     def __init__(
@@ -236,12 +239,12 @@ class ModelBasedAcceleration:
         base = env.unwrapped
         kind = config.model
         if not (hasattr(base, "get_state") and hasattr(base, "set_state")):
-            raise ValueError(
+            raise EnvError(
                 f"model={kind!r} needs a nafrl task with get_state/set_state (nafrl/...-v0 ids); "
                 f"{type(base).__name__} has none"
             )
         if kind in ("linear", "neural") and not getattr(base, "has_reward_fn", False):
-            raise ValueError(
+            raise EnvError(
                 f"model={kind!r} needs the task's reward r(x, u) as a JAX function; "
                 f"{type(base).__name__} has none (has_reward_fn is False); use model='true'"
             )
