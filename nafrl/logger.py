@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ class RunLogger:
     def log_scalars(self, group: str, values: dict[str, float], step: int) -> None:
         if self._tb is not None:
             for k, v in values.items():
-                self._tb.add_scalar(f"{group}/{k}", v, step)
+                if math.isfinite(v):  # e.g. no Q loss yet before learning starts
+                    self._tb.add_scalar(f"{group}/{k}", v, step)
 
     def _append(self, name: str, fields: tuple[str, ...], row: dict[str, Any], group: str) -> None:
         self._write_rows(self.run_dir / name, fields, [row], "a")
