@@ -175,8 +175,9 @@ class TrueModelImagination:
         noise_scale: float,
         scaler: Any,
     ) -> None:
-        spec = env.spec
-        self.env = (gym.make(spec.id) if spec is not None else type(env.unwrapped)()).unwrapped
+        from nafrl.models.simulator import private_copy
+
+        self.env = private_copy(env)
         self.policy, self.length, self.noise_scale, self.scaler = (
             policy,
             length,

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from nafrl.planning.ilqg import LinearGaussianController
 
 
-def _private_copy(env: gym.Env | str) -> MujocoTaskEnv:
+def private_copy(env: gym.Env | str) -> MujocoTaskEnv:
+    """A fresh, unwrapped instance of the same task (same id and kwargs) to step freely."""
     if isinstance(env, str):
         return gym.make(env).unwrapped  # type: ignore[return-value]
     base = env.unwrapped
@@ -70,7 +71,7 @@ class SimulatorDynamics(DynamicsModel):
     jittable = False
 
     def __init__(self, env: gym.Env | str, eps: float = 1e-5) -> None:
-        self.env = _private_copy(env)
+        self.env = private_copy(env)
         e = self.env
         for name in ("get_state", "set_state", "observe"):
             if not hasattr(e, name):
