@@ -35,9 +35,30 @@ TASKS = {
 }
 VARIANTS = ("model-free", "linear", "neural", "true")
 Task = Literal["reacher", "gripper"]
-# A variant is model-free, linear, neural or true, optionally with "-l<N>" to override the
-# imagination length (e.g. "linear-l3").
+# A variant is model-free, linear, neural or true, optionally followed by "-l<N>" to override
+# the imagination length and "-noproj" to keep imagined observations unprojected (the
+# ablation of Config.project_imagined), e.g. "linear-l3" or "linear-noproj".
 Variant = str
+
+
+def parse_variant(variant: Variant, default_length: int) -> tuple[str, int, bool]:
+    """-> (model kind, imagination length, project imagined observations)."""
+    kind, *opts = variant.split("-") if variant != "model-free" else ("model-free",)
+    length, project = default_length, True
+    for o in opts:
+        if o == "noproj":
+            project = False
+        elif o.startswith("l") and o[1:].isdigit():
+            length = int(o[1:])
+        else:
+            kind = "?"
+    if kind not in VARIANTS:
+        raise SystemExit(
+            f"unknown variant {variant!r}; accepted: {', '.join(VARIANTS)} with optional "
+            "-l<N> and -noproj suffixes"
+        )
+    return kind, length, project
+
 
 COMMON = dict(eval_interval=5, eval_episodes=3, checkpoint_interval=5, learning_starts=500)
 
@@ -46,13 +67,7 @@ def run_one(task: Task, variant: Variant, seed: int, episodes: int = 0) -> Path:
     """Train one variant for ``episodes`` episodes (resuming a stopped run)."""
     env_id, length, default_episodes, off_after = TASKS[task]
     episodes = episodes or default_episodes
-    kind, _, l_override = variant.partition("-l")
-    if kind not in VARIANTS:
-        raise SystemExit(
-            f"unknown variant {variant!r}; accepted: {', '.join(VARIANTS)} "
-            "with an optional -l<N> suffix"
-        )
-    length = int(l_override) if l_override else length
+    kind, length, project = parse_variant(variant, length)
     run_dir = ROOT / task / f"{variant}-s{seed}"
     ck = run_dir / "checkpoint.npz"
     if ck.exists():
@@ -61,7 +76,12 @@ def run_one(task: Task, variant: Variant, seed: int, episodes: int = 0) -> Path:
     else:
         kw = dict(COMMON)
         if kind != "model-free":
-            kw.update(model=kind, imagination_length=length, imagination_off_after=off_after)
+            kw.update(
+                model=kind,
+                imagination_length=length,
+                imagination_off_after=off_after,
+                project_imagined=project,
+            )
         model = nafrl.NAF(env_id, seed=seed, run_dir=run_dir, **kw)
         model.logger.write_config(
             {

@@ -77,7 +77,7 @@ class OffPolicyAgent:
 
         self.agent = make_agent(self.algo, self.config, self.obs_dim, self.act_dim)
         self._train_step = make_train_step(self.agent, self.config)
-        self._policy = jax.jit(lambda s, o: self.agent.policy(s, o)[0])
+        self._policy = jax.jit(lambda s, o: self.agent.policy(s, o, with_precision=False)[0])
         key = jax.random.PRNGKey(self.seed)
         init_key, self.key = jax.random.split(key)
         self.state = self.agent.init(init_key)
@@ -150,6 +150,7 @@ class OffPolicyAgent:
         )
         empty = self._empty_batches()
         mb = self.model_based
+        pending = None  # next step's minibatches, gathered while the jitted call runs
         t_start = time.perf_counter()
         wall0 = self.wall_time
         try:
@@ -184,7 +185,12 @@ class OffPolicyAgent:
                 # one jitted call that also picks the next action.
                 t2 = time.perf_counter()
                 do_update = len(self.buffer) >= max(cfg.batch_size, cfg.learning_starts)
-                batches = self._sample_batches(imagining) if do_update else empty
+                if not do_update:
+                    batches = empty
+                elif pending is not None:
+                    batches, pending = self.buffer.complete(pending), None
+                else:
+                    batches = self._sample_batches(imagining)
                 out = self._train_step(
                     self.state,
                     self._noise,
@@ -195,6 +201,16 @@ class OffPolicyAgent:
                     noise_kind=self._noise_kind(),
                 )
                 self.state, self._noise, self.key = out.state, out.noise, out.key
+                # The call runs asynchronously: draw the next step's minibatches meanwhile
+                # (the same random numbers and rows as sampling after the next add). Only
+                # inside one learn() call and episode, so nothing pending is ever saved.
+                if (
+                    mb is None
+                    and not (terminated or truncated)
+                    and self.num_timesteps < target
+                    and len(self.buffer) + 1 >= max(cfg.batch_size, cfg.learning_starts)
+                ):
+                    pending = self.buffer.presample(self.rng, cfg.batch_size, cfg.updates_per_step)
                 self._action = np.asarray(out.action)
                 self.timers["update"] += time.perf_counter() - t2
                 if do_update:

@@ -86,6 +86,9 @@ class Config:
     model_noise: bool = False
     """Sample the learned model's noise N_t in imagination rollouts (default: its mean, which
     measured more stable on the single-target reacher; see bench/README.md)."""
+    project_imagined: bool = True
+    """Map each imagined observation back onto the valid ones with the task's
+    ``project_obs`` (consistent sin/cos, forward kinematics) when the task has one."""
 
     # --- evaluation, logging, checkpoints ---
     eval_interval: int = 10

@@ -65,8 +65,11 @@ class ActionScaler:
         self.low = np.asarray(space.low, np.float64)
         self.high = np.asarray(space.high, np.float64)
         self.dtype = space.dtype
+        self.identity = bool(np.all(self.low == -1.0) and np.all(self.high == 1.0))
 
     def to_env(self, a: np.ndarray) -> np.ndarray:
+        if self.identity:  # already [-1, 1] (most MuJoCo tasks): skip the affine map
+            return np.clip(a, -1.0, 1.0).astype(self.dtype)
         a = np.clip(np.asarray(a, np.float64), -1.0, 1.0)
         return (self.low + 0.5 * (a + 1.0) * (self.high - self.low)).astype(self.dtype)
 

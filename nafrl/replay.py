@@ -102,6 +102,28 @@ class ReplayBuffer:
             d["terminated"][idx],
         )
 
+    def presample(
+        self, rng: np.random.Generator, batch_size: int, num_batches: int = 1
+    ) -> tuple[np.ndarray, Batch]:
+        """Draw now the minibatches that :meth:`sample` would draw after one more
+        :meth:`add` (the same random numbers, the same rows), so the training loop can
+        gather them while the previous jitted update is still running. The one row the
+        coming ``add`` overwrites is filled in by :meth:`complete`."""
+        size = min(self.size + 1, self.capacity)
+        idx = rng.integers(0, size, size=(num_batches, batch_size))
+        d = self.data
+        return idx, Batch(*(d[name][idx] for name in _CORE))
+
+    def complete(self, pending: tuple[np.ndarray, Batch]) -> Batch:
+        """Finish a :meth:`presample` after exactly one ``add``."""
+        idx, batch = pending
+        slot = (self.pos - 1) % self.capacity
+        hit = idx == slot
+        if hit.any():
+            for field, name in zip(batch, _CORE, strict=True):
+                field[hit] = self.data[name][slot]
+        return batch
+
     def gather(self, idx: np.ndarray, fields: tuple[str, ...] = _CORE) -> dict[str, np.ndarray]:
         return {name: self.data[name][idx] for name in fields}
 

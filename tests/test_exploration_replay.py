@@ -100,3 +100,28 @@ def test_replay_million_halfcheetah_transitions_under_200mb():
     assert buf.nbytes < 200e6
     with pytest.raises(ValueError, match="empty"):
         buf.sample(np.random.default_rng(0), 4)
+
+
+@pytest.mark.parametrize("capacity", [7, 1000])
+def test_presample_then_add_equals_add_then_sample(capacity):
+    """The training loop gathers step t+1's minibatches while step t's update runs; they
+    must equal what sampling after the add would give, also when the add overwrites a
+    sampled slot (capacity 7: the buffer is full and wraps)."""
+    rng = np.random.default_rng(0)
+    a, b = ReplayBuffer(capacity, 3, 2), ReplayBuffer(capacity, 3, 2)
+    ra, rb = np.random.default_rng(1), np.random.default_rng(1)
+    hits = 0
+    for t in range(40):
+        tr = (rng.normal(size=3), rng.normal(size=2), float(t), rng.normal(size=3), t % 5 == 0)
+        pending = a.presample(ra, 4, 3) if len(a) > 0 else None
+        a.add(*tr)
+        b.add(*tr)
+        want = b.sample(rb, 4, 3)
+        if pending is None:
+            a.sample(ra, 4, 3)
+            continue
+        hits += int(np.sum(pending[0] == (a.pos - 1) % capacity))
+        got = a.complete(pending)
+        for x, y in zip(got, want, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert hits > 0  # the overwritten-slot path was exercised

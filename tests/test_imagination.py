@@ -184,3 +184,27 @@ def test_model_based_run_saved_and_resumed_equals_uninterrupted(tmp_path):
         [r["return"] for r in full.episode_log[4:]],
         rtol=1e-5,
     )
+
+
+def test_imagined_observations_are_projected_onto_valid_ones():
+    """With a task projection every imagined next observation is the projection of the
+    model's prediction (so a fixed point of project_obs), and the chain continues from it."""
+    env = gym.make("nafrl/ReacherSingle-v0").unwrapped
+    dx, du, m, length = 13, 3, 4, 5
+    agent = naf.make(Config(hidden_sizes=(16, 16)), dx, du)
+    state = agent.init(jax.random.PRNGKey(0))
+    A = jnp.eye(dx) + 0.05 * jax.random.normal(jax.random.PRNGKey(1), (dx, dx))
+    params = (A, 0.1 * jnp.ones((dx, du)))
+    x0 = jnp.asarray(np.stack([env.reset(seed=s)[0] for s in range(m)]), jnp.float32)
+    t0 = jnp.zeros(m, jnp.int32)
+    big = (jnp.full(dx, -1e9), jnp.full(dx, 1e9))
+    args = (state, params, x0, t0, jax.random.PRNGKey(2), *big)
+    raw = make_imagine(agent, _toy_step, env.reward, length, 100, "gaussian", 0.0, 0.15)(*args)
+    proj = make_imagine(
+        agent, _toy_step, env.reward, length, 100, "gaussian", 0.0, 0.15, project_fn=env.project_obs
+    )(*args)
+    assert float(jnp.max(jnp.abs(env.project_obs(raw.next_obs) - raw.next_obs))) > 0.01
+    np.testing.assert_allclose(env.project_obs(proj.next_obs), proj.next_obs, atol=1e-5)
+    first = jax.vmap(lambda x, u: _toy_step(params, x, u, 0, None))(x0, proj.action[0])
+    np.testing.assert_allclose(proj.next_obs[0], env.project_obs(first), atol=1e-5)
+    np.testing.assert_allclose(proj.obs[1:], proj.next_obs[:-1])

@@ -157,3 +157,23 @@ def test_update_decreases_loss_on_fixed_batch_and_soft_updates_target():
             )
         state = new_state
     assert float(m["q_loss"]) < 0.2 * first
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_acting_paths_equal_the_full_batched_network(shared):
+    """Acting evaluates one observation with unstacked products and only the heads it
+    needs; V, mu and L must equal those of the batched network to float tolerance."""
+    net, params = _net_and_params(3, shared=shared)
+    x = jax.random.normal(jax.random.PRNGKey(3), (4, 5))
+    full = net.apply(params, x)
+    for i in range(4):
+        one = net.apply(params, x[i : i + 1])
+        for a, b in zip(one, full, strict=True):
+            np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)
+        pol = net.apply(params, x[i : i + 1], heads="policy")
+        np.testing.assert_allclose(pol.mu[0], full.mu[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pol.L[0], full.L[i], rtol=1e-5, atol=1e-6)
+        mu = net.apply(params, x[i : i + 1], heads="mu").mu
+        np.testing.assert_allclose(mu[0], full.mu[i], rtol=1e-5, atol=1e-6)
+    v = net.apply(params, x, value_only=True)
+    np.testing.assert_allclose(v, full.V, rtol=1e-5, atol=1e-6)

@@ -19,14 +19,15 @@ class Agent(NamedTuple):
     """An agent's pure functions.
 
     - ``init(key) -> TrainState``
-    - ``policy(state, obs (B, dx)) -> (mu (B, du), L (B, du, du) or None)``, deterministic
+    - ``policy(state, obs (B, dx), with_precision=True) -> (mu (B, du), L (B, du, du) or
+      None)``, deterministic; L is None for DDPG, and for NAF when not ``with_precision``
     - ``value(state, obs (B, dx)) -> (B,)``: V(x) for NAF, Q(x, pi(x)) for DDPG
     - ``update(state, batch) -> (state, metrics)``: one minibatch update plus soft target update
     """
 
     name: str
     init: Callable[[jax.Array], TrainState]
-    policy: Callable[[TrainState, jax.Array], tuple[jax.Array, jax.Array | None]]
+    policy: Callable[..., tuple[jax.Array, jax.Array | None]]
     value: Callable[[TrainState, jax.Array], jax.Array]
     update: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
     has_precision: bool = False
@@ -88,7 +89,7 @@ def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
         else:
             metrics = {"q_loss": jnp.float32(jnp.nan), "mean_v": jnp.float32(jnp.nan)}
         key, sub = jax.random.split(key)
-        mu, L = agent.policy(state, obs[None])
+        mu, L = agent.policy(state, obs[None], with_precision=noise_kind == "precision")
         noise = sample_noise(
             noise_kind, noise, sub, config.noise_scale, config.ou_theta, None if L is None else L[0]
         )

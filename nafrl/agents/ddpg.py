@@ -56,7 +56,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             actor_opt_state=actor_opt.init(actor_vars["params"]),
         )
 
-    def policy(state: TrainState, obs: jax.Array) -> tuple[jax.Array, None]:
+    def policy(
+        state: TrainState, obs: jax.Array, with_precision: bool = False
+    ) -> tuple[jax.Array, None]:
         return actor.apply(state.actor_params, obs, train=False), None
 
     def value(state: TrainState, obs: jax.Array) -> jax.Array:

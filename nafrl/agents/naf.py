@@ -69,8 +69,10 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             step=jnp.zeros((), jnp.int32),
         )
 
-    def policy(state: TrainState, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out = net.apply(state.params, obs, train=False)
+    def policy(
+        state: TrainState, obs: jax.Array, with_precision: bool = True
+    ) -> tuple[jax.Array, jax.Array | None]:
+        out = net.apply(state.params, obs, train=False, heads="policy" if with_precision else "mu")
         return out.mu, out.L
 
     def value(state: TrainState, obs: jax.Array) -> jax.Array:

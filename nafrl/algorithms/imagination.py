@@ -98,6 +98,7 @@ def make_imagine(
     noise_scale: float,
     ou_theta: float,
     model_noise: bool = True,
+    project_fn: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Callable[..., Imagined]:
     """Jitted ``imagine(train_state, model_params, x0 (m, dx), t0 (m,), key, lo, hi)``.
 
@@ -118,12 +119,13 @@ def make_imagine(
         lo: jax.Array,
         hi: jax.Array,
     ) -> Imagined:
-        m, du = x0.shape[0], agent.policy(state, x0[:1])[0].shape[-1]
+        precision = noise_kind == "precision"
+        m, du = x0.shape[0], agent.policy(state, x0[:1], with_precision=False)[0].shape[-1]
 
         def body(carry: tuple, k: jax.Array) -> tuple[tuple, Imagined]:
             x, noise, key, alive = carry
             key, k_noise, k_model = jax.random.split(key, 3)
-            mu, L = agent.policy(state, x)
+            mu, L = agent.policy(state, x, with_precision=precision)
             noise_keys = jax.random.split(k_noise, m)
             if L is None or noise_kind != "precision":
                 noise = jax.vmap(
@@ -152,6 +154,8 @@ def make_imagine(
                     x, u, t_model
                 )
             x_next = x_next.astype(x.dtype)
+            if project_fn is not None:  # back onto valid observations (env.project_obs)
+                x_next = project_fn(x_next)
             r = jax.vmap(reward_fn)(x, u)
             inside = jnp.all((x_next >= lo) & (x_next <= hi), axis=-1)
             valid = alive & (t < horizon) & inside
@@ -411,6 +415,9 @@ class ModelBasedAcceleration:
                     cfg.noise_scale,
                     cfg.ou_theta,
                     model_noise=cfg.model_noise,
+                    project_fn=base.project_obs
+                    if cfg.project_imagined and getattr(base, "has_obs_projection", False)
+                    else None,
                 )
             lo, hi = (jnp.asarray(b, x0.dtype) for b in self.box)
             im = self._imagine_fn(

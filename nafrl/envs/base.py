@@ -159,6 +159,8 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     """Length of the observation vector."""
     has_reward_fn: ClassVar[bool] = False
     """True if :meth:`_reward_impl` is a pure function of (x_t, u_t)."""
+    has_obs_projection: ClassVar[bool] = False
+    """True if :meth:`project_obs` maps arbitrary vectors onto valid observations."""
     render_camera: ClassVar[str | int] = -1
     """Camera name or id used by :meth:`render` (-1: MuJoCo's free camera)."""
 
@@ -373,6 +375,19 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     def observe(self) -> np.ndarray:
         """Observation x of the current state (as returned by reset/step)."""
         return self._obs.copy()
+
+    def project_obs(self, obs: jax.Array) -> jax.Array:
+        """The valid observation nearest a predicted one, in JAX (identity by default).
+
+        Observations hold redundant features of the physical state (cos and sin of an
+        angle, positions given by forward kinematics). A fitted dynamics model predicts each
+        feature on its own, so its imagined observations drift off the set real states
+        produce, and Q-learning then bootstraps from states no real data constrains. Tasks
+        with ``has_obs_projection`` recompute the redundant features from the independent
+        ones; imagination rollouts through fitted models apply this after every predicted
+        step. Works on one observation or a batch (leading axes).
+        """
+        return obs
 
     def reward(self, obs: jax.Array | np.ndarray, action: jax.Array | np.ndarray) -> jax.Array:
         """Pure JAX r(x_t, u_t) with x_t the observation *before* the step.

@@ -183,6 +183,36 @@ class GripperEnv(MujocoTaskEnv):
             obs += [d.qpos[0], d.qvel[0]]
         return np.array(obs)
 
+    has_obs_projection = True
+
+    def project_obs(self, obs: Any) -> Any:
+        """Arm and object angles from atan2 give consistent sin/cos; the grip point comes
+        from forward kinematics, and the two difference vectors from the grip point, the
+        object centre and the fixed target. Velocities, fingers and platform are kept."""
+        import jax.numpy as jnp
+
+        q = jnp.arctan2(obs[..., _SIN], obs[..., _COS])
+        a = jnp.cumsum(q, axis=-1)  # absolute link angles in the x-z plane
+        lengths = jnp.asarray(LINKS, obs.dtype)
+        base_x = obs[..., _BASE_X] if self._qi else jnp.zeros_like(obs[..., 0])
+        gx = base_x + (lengths * jnp.cos(a)).sum(-1)
+        gz = SHOULDER_Z + (lengths * jnp.sin(a)).sum(-1)
+        ox, oz = obs[..., 15], obs[..., 16]
+        ang = jnp.arctan2(obs[..., 17], obs[..., 18])
+        tx, tz = self._target_xz
+        parts = [
+            jnp.sin(q),
+            jnp.cos(q),
+            obs[..., _FING],
+            obs[..., _QVEL],
+            obs[..., _FVEL],
+            jnp.stack([gx, gz, ox, oz, jnp.sin(ang), jnp.cos(ang)], -1),
+            obs[..., _OBJ_VEL],
+            jnp.stack([ox - gx, oz - gz, tx - ox, tz - oz], -1),
+            obs[..., 26:],
+        ]
+        return jnp.concatenate(parts, -1)
+
     def _reward_impl(self, obs: Any, action: Any, xp: Any) -> Any:
         u2 = sum(action[i] * action[i] for i in range(self._nu))
         return (

@@ -64,6 +64,19 @@ class ReacherEnv(MujocoTaskEnv):
         q = self._qpos
         return np.concatenate((np.cos(q), np.sin(q), self._qvel, self._tip[:2], self._target[:2]))
 
+    has_obs_projection = True
+
+    def project_obs(self, obs: Any) -> Any:
+        """Joint angles q = atan2(sin, cos) give consistent cos/sin and the tip position
+        (forward kinematics); velocities and target are kept."""
+        import jax.numpy as jnp
+
+        q = jnp.arctan2(obs[..., 3:6], obs[..., 0:3])
+        a = jnp.cumsum(q, axis=-1)  # absolute link angles
+        lengths = jnp.asarray(LINKS, obs.dtype)
+        tip = jnp.stack([(lengths * jnp.cos(a)).sum(-1), (lengths * jnp.sin(a)).sum(-1)], -1)
+        return jnp.concatenate([jnp.cos(q), jnp.sin(q), obs[..., 6:9], tip, obs[..., 11:13]], -1)
+
     def _reward_impl(self, obs: Any, action: Any, xp: Any) -> Any:
         dx, dy = obs[9] - obs[11], obs[10] - obs[12]
         u0, u1, u2 = action[0], action[1], action[2]

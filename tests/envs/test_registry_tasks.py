@@ -243,3 +243,30 @@ def test_register_all_is_idempotent() -> None:
     assert len(gym.registry) == before
     assert all(i in gym.registry for i in IDS)
     assert len(set(IDS)) == len(IDS) >= 5
+
+
+PROJ_IDS = [i for i in IDS if _unwrapped(i).has_obs_projection]
+
+
+def test_projection_tasks_are_the_fitted_model_ones() -> None:
+    assert {"nafrl/ReacherSingle-v0", "nafrl/GripperSingle-v0"} <= set(PROJ_IDS)
+
+
+@pytest.mark.parametrize("task_id", PROJ_IDS)
+def test_project_obs_fixes_real_observations_and_repairs_perturbed_ones(task_id: str) -> None:
+    """project_obs is the identity on observations real states produce, and maps a
+    perturbed one to a fixed point (projecting twice changes nothing) whose sin/cos
+    pairs have unit norm."""
+    env = _unwrapped(task_id)
+    env.reset(seed=0)
+    obs = np.array([env.step(a)[0] for a in _actions(env, 40, seed=1)])
+    np.testing.assert_allclose(np.asarray(env.project_obs(jnp.asarray(obs))), obs, atol=1e-5)
+    noisy = jnp.asarray(obs + 0.1 * np.random.default_rng(2).normal(size=obs.shape), jnp.float32)
+    once = env.project_obs(noisy)
+    np.testing.assert_allclose(np.asarray(env.project_obs(once)), np.asarray(once), atol=1e-5)
+    assert float(jnp.max(jnp.abs(once - noisy))) > 0.01  # it did change something
+    n = len(env.action_space.low) if "Reacher" in task_id else 3
+    s, c = (
+        (once[:, n : 2 * n], once[:, :n]) if "Reacher" in task_id else (once[:, :3], once[:, 3:6])
+    )
+    np.testing.assert_allclose(np.asarray(s**2 + c**2), 1.0, atol=1e-5)
