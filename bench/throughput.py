@@ -6,9 +6,12 @@ on the same machine in the same run. After a warm-up ``learn`` (so JIT compilati
 no-update phase are excluded) each agent learns ``steps`` more steps, ``reps`` times. The
 machine may be shared and noisy, so within a repetition the agents take turns in chunks of
 ``--chunk`` steps (NAF, DDPG, SB3, NAF, DDPG, SB3, ...) and load from other processes falls
-on all of them alike; the table reports the median over repetitions, the ratios NAF/SB3 and
-DDPG/SB3 (target: NAF >= 4x SB3), and the 90th percentile of the per-chunk rates, an
-estimate of each agent's speed on an unloaded machine.
+on all of them alike. Each switch costs the JAX agents a warm-up that SB3 does not pay
+(measured, NAF after SB3 in one process: 343 env steps/s in chunks of 10, 393 in chunks of
+50, 473 in chunks of 250, 490-506 alone; SB3 115-120 throughout), so chunks default to 250
+steps (about half a second of NAF, two of SB3). The table reports the median over
+repetitions, the ratios NAF/SB3 and DDPG/SB3 (target: NAF >= 4x SB3), and the 90th
+percentile of the per-chunk rates, an estimate of each agent's speed on an unloaded machine.
 
 SB3 is timed twice per repetition, with PyTorch's default thread count and with one thread
 (``--torch-threads`` changes the list), and NAF is held against the faster: with two
@@ -90,8 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--chunk",
         type=int,
-        default=50,
-        help="steps per learn() call within a repetition (default 50)",
+        default=250,
+        help="steps per learn() call within a repetition (default 250)",
     )
     p.add_argument("--quick", action="store_true", help="short smoke run (about a minute)")
     p.add_argument(
