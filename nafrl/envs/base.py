@@ -37,7 +37,11 @@ How to add a task
    :meth:`MujocoTaskEnv._terminated` for true terminal states (falling).
    Extra task state that is not in MuJoCo's ``mjData`` goes through
    :meth:`_get_task_state` / :meth:`_set_task_state`; a model built in code
-   (not an asset file) comes from overriding :meth:`_load_model`.
+   (not an asset file) comes from overriding :meth:`_load_model`. If the
+   observation holds redundant features (sin/cos pairs, forward-kinematics
+   positions), set ``has_obs_projection = True`` and override
+   :meth:`project_obs` to recompute them from the independent ones: imagination
+   rollouts through fitted models then stay on valid observations.
 3. At the bottom of the module define
    ``SPEC = TaskSpec.of(MyEnv, "nafrl/My-v0", tags=("manipulation",), scripted=...)``
    and add the one line ``"nafrl.envs.mytask:SPEC",`` to ``SPEC_PATHS`` in
