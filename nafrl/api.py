@@ -156,8 +156,11 @@ class OffPolicyAgent:
         wall0 = self.wall_time
         # The objects alive now (modules, networks, buffers: a few hundred thousand) are left
         # out of the garbage collector's scans while training; its full collections
-        # otherwise cost about 2% of a HalfCheetah run. Undone at the end, so nothing leaks.
-        gc.freeze()
+        # otherwise cost about 2% of a HalfCheetah run. Undone at the end, so nothing leaks;
+        # skipped if the program froze objects itself (unfreezing would undo that).
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             while self.num_timesteps < target:
                 if self._obs is None:
@@ -226,7 +229,8 @@ class OffPolicyAgent:
                     self.wall_time = wall0 + time.perf_counter() - t_start
                     self._end_episode(bar)
         finally:
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
             self.wall_time = wall0 + time.perf_counter() - t_start
             bar.close()
             if self.logger is not None:

@@ -185,3 +185,20 @@ def test_batch_norm_trains_its_statistics_and_round_trips(cls, tmp_path):
     loaded = cls.load(m.save(tmp_path / "bn.npz"))
     obs = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_array_equal(m.predict(obs)[0], loaded.predict(obs)[0])
+
+
+def test_learn_leaves_the_garbage_collector_as_it_found_it():
+    """learn() freezes the objects alive at its start for speed and unfreezes them at the
+    end; a program's own gc.freeze() stays in force."""
+    import gc
+
+    m = nafrl.NAF("Pendulum-v1", seed=0, **SMALL)
+    m.learn(30)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        m.learn(30)
+        assert gc.get_freeze_count() > 0  # (objects freed by refcount leave it, so not ==)
+    finally:
+        gc.unfreeze()
