@@ -127,7 +127,7 @@ def make_imagine(
             key, k_noise, k_model = jax.random.split(key, 3)
             mu, L = agent.policy(state, x, with_precision=precision)
             noise_keys = jax.random.split(k_noise, m)
-            if L is None or noise_kind != "precision":
+            if L is None or not precision:
                 noise = jax.vmap(
                     lambda n, kk: sample_noise(
                         "gaussian" if noise_kind == "precision" else noise_kind,

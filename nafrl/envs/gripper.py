@@ -70,7 +70,7 @@ import gymnasium as gym
 import numpy as np
 
 from nafrl.envs.base import MujocoTaskEnv, TaskSpec
-from nafrl.envs.scripted import planar_ik3, wrap_angle
+from nafrl.envs.scripted import planar_fk, planar_ik3, wrap_angle
 
 __all__ = [
     "GripperEnv",
@@ -133,6 +133,7 @@ class GripperEnv(MujocoTaskEnv):
     horizon = 150
     obs_size = 26
     has_reward_fn = True
+    has_obs_projection = True
     render_camera = "side"
 
     target: ClassVar[tuple[float, float]] = (-0.25, 0.3)
@@ -183,8 +184,6 @@ class GripperEnv(MujocoTaskEnv):
             obs += [d.qpos[0], d.qvel[0]]
         return np.array(obs)
 
-    has_obs_projection = True
-
     def project_obs(self, obs: Any) -> Any:
         """Arm and object angles from atan2 give consistent sin/cos; the grip point comes
         from forward kinematics, and the two difference vectors from the grip point, the
@@ -192,13 +191,11 @@ class GripperEnv(MujocoTaskEnv):
         import jax.numpy as jnp
 
         q = jnp.arctan2(obs[..., _SIN], obs[..., _COS])
-        a = jnp.cumsum(q, axis=-1)  # absolute link angles in the x-z plane
-        lengths = jnp.asarray(LINKS, obs.dtype)
-        base_x = obs[..., _BASE_X] if self._qi else jnp.zeros_like(obs[..., 0])
-        gx = base_x + (lengths * jnp.cos(a)).sum(-1)
-        gz = SHOULDER_Z + (lengths * jnp.sin(a)).sum(-1)
-        ox, oz = obs[..., 15], obs[..., 16]
-        ang = jnp.arctan2(obs[..., 17], obs[..., 18])
+        gx, gz = planar_fk(q, LINKS)  # in the x-z plane, from the shoulder
+        gx = gx + (obs[..., _BASE_X] if self._qi else 0.0)
+        gz = gz + SHOULDER_Z
+        ox, oz = obs[..., _OBJ.start], obs[..., _OBJ.start + 1]
+        ang = jnp.arctan2(obs[..., _OBJ_ANG.start], obs[..., _OBJ_ANG.start + 1])
         tx, tz = self._target_xz
         parts = [
             jnp.sin(q),

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from nafrl.envs.base import MujocoTaskEnv, TaskSpec
-from nafrl.envs.scripted import arm_ik, arm_pd
+from nafrl.envs.scripted import arm_ik, arm_pd, planar_fk
 
 LINKS = (0.1, 0.1, 0.1)
 JOINT_LIMIT = 2.6
@@ -46,6 +46,7 @@ class ReacherEnv(MujocoTaskEnv):
     horizon = 100
     obs_size = 13
     has_reward_fn = True
+    has_obs_projection = True
     render_camera = "top"
 
     def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
@@ -64,17 +65,13 @@ class ReacherEnv(MujocoTaskEnv):
         q = self._qpos
         return np.concatenate((np.cos(q), np.sin(q), self._qvel, self._tip[:2], self._target[:2]))
 
-    has_obs_projection = True
-
     def project_obs(self, obs: Any) -> Any:
         """Joint angles q = atan2(sin, cos) give consistent cos/sin and the tip position
         (forward kinematics); velocities and target are kept."""
         import jax.numpy as jnp
 
         q = jnp.arctan2(obs[..., 3:6], obs[..., 0:3])
-        a = jnp.cumsum(q, axis=-1)  # absolute link angles
-        lengths = jnp.asarray(LINKS, obs.dtype)
-        tip = jnp.stack([(lengths * jnp.cos(a)).sum(-1), (lengths * jnp.sin(a)).sum(-1)], -1)
+        tip = jnp.stack(planar_fk(q, LINKS), -1)
         return jnp.concatenate([jnp.cos(q), jnp.sin(q), obs[..., 6:9], tip, obs[..., 11:13]], -1)
 
     def _reward_impl(self, obs: Any, action: Any, xp: Any) -> Any:

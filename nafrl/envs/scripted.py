@@ -1,4 +1,5 @@
-"""Helpers for the scripted controllers: finite-difference linearisation, LQR, planar IK.
+"""Helpers for the scripted controllers (finite-difference linearisation, LQR, planar IK)
+and planar forward kinematics for the tasks' observation projections.
 
 The controllers themselves live beside their tasks (``scripted_policy`` in each
 task module); they are baselines that clearly beat a random agent, used in
@@ -8,6 +9,7 @@ tests and as sanity checks for learning curves.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -61,6 +63,16 @@ def dlqr(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray) -> np.ndarr
 def wrap_angle(a: np.ndarray | float) -> np.ndarray | float:
     """Angle(s) wrapped to [-pi, pi)."""
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def planar_fk(q: Any, lengths: tuple[float, ...]) -> tuple[Any, Any]:
+    """End point (x, y) of a planar chain, in JAX: relative joint angles q (..., n), link
+    lengths (n,), base at the origin. The inverse of :func:`planar_ik3` for n = 3."""
+    import jax.numpy as jnp
+
+    a = jnp.cumsum(q, axis=-1)  # absolute link angles
+    lengths_ = jnp.asarray(lengths, q.dtype)
+    return (lengths_ * jnp.cos(a)).sum(-1), (lengths_ * jnp.sin(a)).sum(-1)
 
 
 def planar_ik3(
