@@ -317,7 +317,10 @@ class OffPolicyAgent:
             self.model_based.end_episode(self._guided)  # M <- Fit(B) every n episodes
         metrics = {"q_loss": float("nan"), "mean_v": float("nan")}
         if self._ep_metrics:
-            stacked = jax.tree.map(lambda *xs: np.asarray(jnp.stack(xs)), *self._ep_metrics)
+            # One transfer of the whole list: jnp.stack would compile anew for every new
+            # episode length (0.2-0.5 s each, so most episodes of a task that terminates).
+            per_step = jax.device_get(self._ep_metrics)
+            stacked = {k: np.array([m[k] for m in per_step]) for k in per_step[0]}
             metrics = {k: float(np.mean(v)) for k, v in stacked.items()}
             if not np.all(np.isfinite(stacked["q_loss"])):
                 where = f" in {self.run_dir / 'checkpoint.npz'}" if self.run_dir else ""
@@ -368,8 +371,15 @@ class OffPolicyAgent:
         """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""
         if self._eval_env is None:
             # A separate instance, so test episodes never disturb the training episode's RNG.
+            # gym.make(spec) rebuilds registered envs and recordable wrappers; a user's own
+            # wrapper is not recordable, so such an env is copied instead.
             spec = getattr(self.env, "spec", None)
-            self._eval_env = gym.make(spec) if spec is not None else copy.deepcopy(self.env)
+            try:
+                self._eval_env = gym.make(spec) if spec is not None else None
+            except (ValueError, gym.error.Error):
+                self._eval_env = None
+            if self._eval_env is None:
+                self._eval_env = copy.deepcopy(self.env)
         returns = evaluate_policy(
             lambda o: self.predict(o, deterministic=True)[0],
             self._eval_env,

@@ -202,3 +202,40 @@ def test_learn_leaves_the_garbage_collector_as_it_found_it():
         assert gc.get_freeze_count() > 0  # (objects freed by refcount leave it, so not ==)
     finally:
         gc.unfreeze()
+
+
+class _GrowingEpisodes(gym.Wrapper):
+    """Pendulum whose k-th episode is truncated after 20 + k steps: every length is new."""
+
+    def __init__(self) -> None:
+        super().__init__(gym.make("Pendulum-v1"))
+        self.limit, self.t = 19, 0
+
+    def reset(self, **kwargs):
+        self.limit, self.t = self.limit + 1, 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        return obs, reward, terminated, truncated or self.t >= self.limit, info
+
+
+def test_training_compiles_nothing_after_the_first_episodes(caplog):
+    """The hot loop is compiled once: later episodes of new lengths and test episodes trigger
+    no XLA compilation (the episode metrics once compiled a stack for every new length,
+    0.2-0.5 s each)."""
+    import logging
+
+    m = nafrl.NAF(
+        _GrowingEpisodes(), seed=0, **{**SMALL, "learning_starts": 50, "eval_interval": 3}
+    )
+    m.learn(150)  # compiles the step with and without updates, acting and evaluation
+    n_before = len(m.episode_log)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        m.learn(300)
+    lengths = [r["length"] for r in m.episode_log]
+    assert len(lengths) - n_before >= 5 and len(set(lengths)) == len(lengths)
+    assert all(np.isfinite(r["q_loss"]) for r in m.episode_log[n_before:])
+    compiles = [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+    assert compiles == []
