@@ -183,7 +183,8 @@ class NeuralDynamics(DynamicsModel):
         )
         if len(losses):
             self.losses.append(float(losses[-1]))
-        pred = np.asarray(_predict_batch(net, norm, jnp.asarray(X[:n])))
+        # On all cap rows (one compiled shape per cap, not one per data size), then cut.
+        pred = np.asarray(_predict_batch(net, norm, jnp.asarray(X)))[:n]
         noise = (pred - self._Y).std(0) if n > 1 else np.zeros(self.dx)
         self._params = NeuralParams(net, norm, jnp.asarray(noise + 1e-6))
 
