@@ -371,14 +371,12 @@ class OffPolicyAgent:
         """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""
         if self._eval_env is None:
             # A separate instance, so test episodes never disturb the training episode's RNG.
-            # gym.make(spec) rebuilds registered envs and recordable wrappers; a user's own
-            # wrapper is not recordable, so such an env is copied instead.
+            # gym.make(spec) rebuilds registered envs and recordable wrappers; an env without
+            # a spec, or with a wrapper of the user's that gym.make cannot rebuild, is copied.
             spec = getattr(self.env, "spec", None)
             try:
-                self._eval_env = gym.make(spec) if spec is not None else None
+                self._eval_env = gym.make(spec) if spec is not None else copy.deepcopy(self.env)
             except (ValueError, gym.error.Error):
-                self._eval_env = None
-            if self._eval_env is None:
                 self._eval_env = copy.deepcopy(self.env)
         returns = evaluate_policy(
             lambda o: self.predict(o, deterministic=True)[0],
