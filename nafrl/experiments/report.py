@@ -1,0 +1,1018 @@
+"""Sweep status and reports, computed from the sweep folder alone (so they can always be rebuilt).
+
+A sweep folder holds ``sweep.json`` (the manifest: ``{"name", "spec", "runs": [{"id", "algo",
+"task", "seed", "point", "budget", "config"}]}``) and one run folder per run under
+``runs/<id>/`` (``config.json``, ``episodes.csv``, ``evals.csv``, ``checkpoint.npz``, and
+``done.json`` written last, or ``failed.json`` with the error).
+
+- :func:`sweep_status` classifies every run of the manifest as done, partial, failed or pending;
+  :func:`format_status` prints it (``nafrl sweep status DIR``).
+- :func:`write_report` writes ``report.md``, ``report.json`` and ``figures/*.png``
+  (``nafrl sweep report DIR``): per task and algorithm variant the best grid point with the
+  paper's metrics (Table 1: best test reward, episodes to reach within 5% of it) and 95%
+  bootstrap intervals over seeds; NAF against DDPG as a probability of improvement; the
+  interquartile mean of normalised scores; learning curves and a performance profile. The
+  statistics are in :mod:`nafrl.experiments.stats` (Agarwal et al. 2021).
+
+Runs that are not finished (partial, failed, pending) or finished without any evaluation are
+listed in the report with their state; they never silently vanish from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from nafrl.experiments import stats
+from nafrl.experiments.metrics import best_and_episodes
+from nafrl.experiments.paper import TABLE1, TABLE2, domain_of
+
+RunState = Literal["done", "partial", "failed", "pending"]
+STATES: tuple[RunState, ...] = ("done", "partial", "failed", "pending")
+
+VARIANT_FIELDS: tuple[str, ...] = (
+    "model",
+    "imagination_length",
+    "ilqg_fraction",
+    "planner",
+    "exploration",
+)
+"""Config fields that make a *variant* of an algorithm (a different method, not a different
+hyperparameter): runs that differ in these are reported as separate lines and never compete for
+the same 'best grid point'."""
+
+# Values of the variant fields that leave the label plain ("naf", "ddpg").
+_VARIANT_DEFAULTS: dict[str, Any] = {
+    "model": "none",
+    "imagination_length": 0,
+    "ilqg_fraction": 0.0,
+    "exploration": "ou",
+}
+
+PROTOCOLS: tuple[str, ...] = ("table1", "table2", "section63", "fig3")
+
+
+class SweepFolderError(ValueError):
+    """A sweep folder that cannot be read; the message names the file and what is wrong."""
+
+
+# ----------------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One run of the manifest and its state.
+
+    ``detail`` is the error line of a failed run, the progress of a partial run
+    (``"120/300 episodes, checkpoint"``), empty otherwise."""
+
+    id: str
+    algo: str
+    task: str
+    seed: int
+    point: dict[str, Any]
+    state: RunState
+    detail: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Status:
+    """State of every run of a sweep, in manifest order.
+
+    ``unlisted`` names folders under ``runs/`` that the manifest does not list (left over from
+    an edited spec); they are shown, never counted."""
+
+    sweep_dir: Path
+    name: str
+    runs: tuple[RunStatus, ...]
+    unlisted: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Number of runs in each state (every state present, zeros included)."""
+        out = dict.fromkeys(STATES, 0)
+        for r in self.runs:
+            out[r.state] += 1
+        return out
+
+    def of(self, state: RunState) -> list[RunStatus]:
+        """The runs in one state."""
+        return [r for r in self.runs if r.state == state]
+
+
+def load_manifest(sweep_dir: str | Path) -> dict[str, Any]:
+    """Read and check ``DIR/sweep.json``; one clear :class:`SweepFolderError` if it is unusable."""
+    path = Path(sweep_dir) / "sweep.json"
+    if not path.is_file():
+        raise SweepFolderError(
+            f"{sweep_dir} is not a sweep folder: no sweep.json (made by `nafrl sweep run`)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SweepFolderError(f"{path} is not readable JSON: {e}") from e
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    if not isinstance(runs, list):
+        raise SweepFolderError(f"{path} has no 'runs' list")
+    for i, run in enumerate(runs):
+        missing = [
+            k for k in ("id", "algo", "task", "seed") if not isinstance(run, dict) or k not in run
+        ]
+        if missing:
+            raise SweepFolderError(
+                f"{path}: run #{i} lacks {', '.join(missing)} "
+                "(each run needs id, algo, task, seed; point, budget, config optional)"
+            )
+    ids = [str(r["id"]) for r in runs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise SweepFolderError(f"{path}: run ids are not unique: {', '.join(dup)}")
+    return manifest
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _float(v: str | None) -> float:
+    try:
+        return float(v) if v not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _progress(folder: Path, budget: dict[str, Any]) -> str:
+    rows = _csv_rows(folder / "episodes.csv")
+    parts: list[str] = []
+    if "episodes" in budget:
+        parts.append(f"{len(rows)}/{budget['episodes']} episodes")
+    else:
+        steps = int(_float(rows[-1].get("total_steps"))) if rows else 0
+        parts.append(f"{len(rows)} episodes")
+        if "steps" in budget:
+            parts.append(f"{steps}/{budget['steps']} steps")
+    evals = _csv_rows(folder / "evals.csv")
+    if evals:
+        parts.append(f"{len(evals)} evaluations")
+    if (folder / "checkpoint.npz").exists():
+        parts.append("checkpoint")
+    return ", ".join(parts)
+
+
+def _failure_line(folder: Path) -> str:
+    try:
+        info = json.loads((folder / "failed.json").read_text())
+        err = str(info.get("error", "")).strip() or "(no error message)"
+    except (OSError, ValueError, AttributeError) as e:
+        return f"failed.json unreadable: {e}"
+    return err.splitlines()[0] if err else err
+
+
+def _classify(folder: Path, budget: dict[str, Any]) -> tuple[RunState, str]:
+    # done.json is written last and atomically, so it wins over anything else in the folder.
+    if (folder / "done.json").exists():
+        return "done", ""
+    if (folder / "failed.json").exists():
+        return "failed", _failure_line(folder)
+    if (folder / "checkpoint.npz").exists() or _csv_rows(folder / "episodes.csv"):
+        return "partial", _progress(folder, budget)
+    return "pending", ""
+
+
+def sweep_status(sweep_dir: str | Path) -> Status:
+    """Classify every run of ``DIR/sweep.json``.
+
+    - done: ``done.json`` exists (the run finished; written last).
+    - failed: ``failed.json`` exists and no ``done.json``; detail = its one-line error.
+    - partial: a checkpoint or at least one ``episodes.csv`` row, but neither marker; detail =
+      progress against the budget (a rerun of the sweep resumes it).
+    - pending: no folder, or a folder with nothing trained yet.
+    """
+    sweep_dir = Path(sweep_dir)
+    manifest = load_manifest(sweep_dir)
+    runs_dir = sweep_dir / "runs"
+    out: list[RunStatus] = []
+    for run in manifest["runs"]:
+        folder = runs_dir / str(run["id"])
+        state, detail = _classify(folder, dict(run.get("budget") or {}))
+        out.append(
+            RunStatus(
+                id=str(run["id"]),
+                algo=str(run["algo"]),
+                task=str(run["task"]),
+                seed=int(run["seed"]),
+                point=dict(run.get("point") or {}),
+                state=state,
+                detail=detail,
+                folder=folder,
+            )
+        )
+    listed = {r.id for r in out}
+    unlisted: tuple[str, ...] = ()
+    if runs_dir.is_dir():
+        unlisted = tuple(
+            sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in listed)
+        )
+    return Status(sweep_dir, str(manifest.get("name", sweep_dir.name)), tuple(out), unlisted)
+
+
+def _point_str(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(point.items())) or "(fixed config)"
+
+
+def format_status(status: Status, *, max_pending: int = 10) -> str:
+    """Human-readable status: totals, a line per task and algorithm, every failed run with its
+    error, every partial run with its progress, and the first ``max_pending`` pending runs."""
+    c = status.counts()
+    lines = [
+        f"sweep {status.name!r} ({status.sweep_dir}): {len(status.runs)} runs: "
+        + ", ".join(f"{c[s]} {s}" for s in STATES)
+    ]
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for r in status.runs:
+        groups.setdefault((r.task, r.algo), dict.fromkeys(STATES, 0))[r.state] += 1
+    if groups:
+        w = max(len(t) for t, _ in groups)
+        for (task, algo), g in groups.items():
+            lines.append(f"  {task:<{w}}  {algo:<6} " + "  ".join(f"{g[s]} {s}" for s in STATES))
+
+    def who(r: RunStatus) -> str:
+        return f"{r.id} ({r.algo}, {r.task}, seed {r.seed}, {_point_str(r.point)})"
+
+    for state, title in (("failed", "failed"), ("partial", "partial (resumed by a rerun)")):
+        runs = status.of(state)  # type: ignore[arg-type]
+        if runs:
+            lines.append(f"{title}:")
+            lines.extend(f"  {who(r)}: {r.detail}" for r in runs)
+    pending = status.of("pending")
+    if pending:
+        lines.append("pending:")
+        lines.extend(f"  {who(r)}" for r in pending[:max_pending])
+        if len(pending) > max_pending:
+            lines.append(f"  ... and {len(pending) - max_pending} more")
+    if status.unlisted:
+        lines.append(
+            f"folders under runs/ not in sweep.json (ignored): {', '.join(status.unlisted)}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- variants
+
+
+def _full_config(run: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The run's Config dict: the manifest's, else the run folder's config.json, over the
+    defaults (so an absent field means its default)."""
+    from nafrl.config import Config
+
+    cfg: dict[str, Any] = Config().to_dict()
+    given = run.get("config")
+    if not isinstance(given, dict):
+        try:
+            given = json.loads((folder / "config.json").read_text()).get("config")
+        except (OSError, ValueError, AttributeError):
+            given = None
+    if isinstance(given, dict):
+        cfg.update(given)
+    return cfg
+
+
+def variant_of(config: dict[str, Any], fields: Sequence[str] = VARIANT_FIELDS) -> str:
+    """A short name for the method a config runs, from its :data:`VARIANT_FIELDS`: ``""`` for
+    plain model-free NAF/DDPG with OU noise, else e.g. ``"model=true, l=10, mpc=0.5"``
+    (l = imagination rollout length, then the fraction of iLQG/MPC-driven episodes)."""
+    parts: list[str] = []
+    if "model" in fields and config.get("model", "none") != "none":
+        parts.append(f"model={config['model']}")
+    if "imagination_length" in fields and int(config.get("imagination_length", 0) or 0) > 0:
+        parts.append(f"l={int(config['imagination_length'])}")
+    if "ilqg_fraction" in fields and float(config.get("ilqg_fraction", 0.0) or 0.0) > 0:
+        planner = config.get("planner", "ilqg") if "planner" in fields else "ilqg"
+        parts.append(f"{planner}={float(config['ilqg_fraction']):g}")
+    if "exploration" in fields and config.get("exploration", "ou") != "ou":
+        parts.append(f"explore={config['exploration']}")
+    for f in fields:
+        if f not in _VARIANT_DEFAULTS and f != "planner" and f in config:
+            parts.append(f"{f}={config[f]}")
+    return ", ".join(parts)
+
+
+def label_of(algo: str, variant: str) -> str:
+    """``"naf"`` or ``"naf (model=true, l=10)"``."""
+    return f"{algo} ({variant})" if variant else algo
+
+
+def table2_column(config: dict[str, Any]) -> str | None:
+    """The Table 2 column a NAF config reproduces (None if none): no model, 0.5 MPC episodes,
+    imagination rollouts (ImR), ImR + 0.5 MPC, ImR + 1 MPC."""
+    imr = int(config.get("imagination_length", 0) or 0) > 0
+    frac = float(config.get("ilqg_fraction", 0.0) or 0.0)
+    if config.get("exploration", "ou") != "ou":
+        return None
+    if not imr and frac == 0.0:
+        return "none"
+    if config.get("model", "none") == "none":
+        return None
+    column = {
+        (False, 0.5): "mpc0.5",
+        (True, 0.0): "imr",
+        (True, 0.5): "imr+mpc0.5",
+        (True, 1.0): "imr+mpc1",
+    }
+    return column.get((imr, frac))
+
+
+def protocol_of(manifest: dict[str, Any]) -> str | None:
+    """The paper protocol a sweep runs (``"table1"``, ``"table2"``, ...), or None for a user's
+    spec: the manifest's ``protocol``, else the spec's ``protocol``/``paper``, else its name."""
+    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+    for v in (
+        manifest.get("protocol"),
+        spec.get("protocol"),
+        spec.get("paper"),
+        manifest.get("name"),
+    ):
+        if isinstance(v, str) and v.lower() in PROTOCOLS:
+            return v.lower()
+    return None
+
+
+def paper_reference(
+    protocol: str | None, task: str, algo: str, config: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The paper's (best test reward, episodes to 5%) for this task/algo/variant, or None.
+
+    Table 2 for NAF runs of the ``table2`` protocol (by column); otherwise Table 1 for plain
+    model-free NAF or DDPG (see :func:`variant_of`) on the paper's ten domains."""
+    domain = domain_of(task)
+    if domain is None:
+        return None
+    if protocol == "table2":
+        col = table2_column(config) if algo == "naf" else None
+        if col is None or domain not in TABLE2:
+            return None
+        best, eps = TABLE2[domain][col]
+        return {"source": f"Table 2 ({col})", "domain": domain, "best": best, "episodes": eps}
+    if algo in ("naf", "ddpg") and domain in TABLE1 and not variant_of(config):
+        row = TABLE1[domain]
+        best, eps = (
+            (row.naf_best, row.naf_episodes)
+            if algo == "naf"
+            else (row.ddpg_best, row.ddpg_episodes)
+        )
+        return {"source": "Table 1", "domain": domain, "best": best, "episodes": eps}
+    return None
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+@dataclass
+class RunResult:
+    """One run's numbers: its evaluations and the paper's two metrics."""
+
+    id: str
+    seed: int
+    state: RunState
+    episodes: np.ndarray
+    test_returns: np.ndarray
+    best: float
+    episodes_to_5pct: float
+
+
+@dataclass
+class PointResult:
+    """One grid point of one (task, algo, variant): its finished runs and the others."""
+
+    point: dict[str, Any]
+    results: list[RunResult] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    n_runs: int = 0
+
+    @property
+    def mean_best(self) -> float:
+        """Mean over seeds of the best test reward (NaN with no finished run)."""
+        return float(np.mean([r.best for r in self.results])) if self.results else math.nan
+
+
+@dataclass
+class Cell:
+    """One line of the report: a task and an algorithm variant, with all its grid points."""
+
+    task: str
+    algo: str
+    variant: str
+    config: dict[str, Any]
+    points: dict[str, PointResult] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Algorithm and variant, as shown in tables and legends."""
+        return label_of(self.algo, self.variant)
+
+    def best_point(self) -> PointResult | None:
+        """The grid point of highest mean (over seeds) best test reward; first in manifest order
+        on ties; None if no point has a finished run."""
+        scored = [p for p in self.points.values() if p.results]
+        return max(scored, key=lambda p: p.mean_best) if scored else None
+
+
+def _read_evals(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = _csv_rows(folder / "evals.csv")
+    ep = np.array([_float(r.get("episode")) for r in rows])
+    ret = np.array([_float(r.get("test_return")) for r in rows])
+    ok = np.isfinite(ep) & np.isfinite(ret)
+    order = np.argsort(ep[ok], kind="stable")
+    return ep[ok][order], ret[ok][order]
+
+
+def _collect(
+    manifest: dict[str, Any], status: Status, include_partial: bool, fields: Sequence[str]
+) -> tuple[dict[tuple[str, str, str], Cell], list[dict[str, Any]]]:
+    cells: dict[tuple[str, str, str], Cell] = {}
+    excluded: list[dict[str, Any]] = []
+    for run, st in zip(manifest["runs"], status.runs, strict=True):
+        cfg = _full_config(run, st.folder)
+        variant = variant_of(cfg, fields)
+        cell = cells.setdefault((st.task, st.algo, variant), Cell(st.task, st.algo, variant, cfg))
+        key = json.dumps(st.point, sort_keys=True, default=str)
+        pr = cell.points.setdefault(key, PointResult(st.point))
+        pr.n_runs += 1
+        info = {
+            "id": st.id,
+            "algo": st.algo,
+            "task": st.task,
+            "seed": st.seed,
+            "label": cell.label,
+            "point": st.point,
+            "state": st.state,
+            "detail": st.detail,
+        }
+        usable = st.state == "done" or (include_partial and st.state == "partial")
+        if usable:
+            ep, ret = _read_evals(st.folder)
+            if ret.size:
+                best, n5 = best_and_episodes(ep, ret)
+                pr.results.append(RunResult(st.id, st.seed, st.state, ep, ret, best, n5))
+                continue
+            info["detail"] = (
+                info["detail"] + "; " if info["detail"] else ""
+            ) + "no finite evaluation in evals.csv"
+        pr.excluded.append(info)
+        excluded.append(info)
+    return cells, excluded
+
+
+def _random_returns(sweep_dir: Path, manifest: dict[str, Any]) -> dict[str, float]:
+    measured: dict[str, float] = {}
+    if isinstance(manifest.get("random_returns"), dict):
+        measured.update({str(k): float(v) for k, v in manifest["random_returns"].items()})
+    path = sweep_dir / "random.json"
+    if path.is_file():
+        try:
+            measured.update({str(k): float(v) for k, v in json.loads(path.read_text()).items()})
+        except (ValueError, AttributeError, TypeError) as e:
+            raise SweepFolderError(f"{path} must map task ids to random-agent returns: {e}") from e
+    return measured
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(v: float | None, ci: Sequence[float | None] | None = None) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    s = f"{v:.4g}"
+    if ci is not None:
+        lo, hi = ci
+        if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+            s += f" [{lo:.4g}, {hi:.4g}]"
+    return s
+
+
+def _slug(task: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in task)
+
+
+def _plot_curves(
+    path: Path, task: str, lines: list[tuple[str, list[RunResult], float | None]], seed: int
+) -> dict[str, Any]:
+    """Mean test reward over seeds with a bootstrap band, one line per algo/variant; curves are
+    cut at the shortest run's last evaluation. Returns what was drawn (for report.json)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn: dict[str, Any] = {}
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for i, (label, runs, paper_best) in enumerate(lines):
+        color = f"C{i % 10}"
+        grid, values = stats.curves_on_common_grid([(r.episodes, r.test_returns) for r in runs])
+        if grid.size == 0:
+            drawn[label] = {
+                "seeds": len(runs),
+                "episodes": [],
+                "note": "evaluations do not overlap",
+            }
+            continue
+        mean, lo, hi = stats.mean_and_band(values, seed=seed)
+        ax.plot(grid, mean, color=color, lw=1.8, label=f"{label} (n={len(runs)})")
+        if np.all(np.isfinite(lo)):
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
+        if paper_best is not None:
+            ax.axhline(paper_best, color=color, ls="--", lw=1.0, alpha=0.7)
+        longest = max(float(r.episodes[-1]) for r in runs)
+        drawn[label] = {
+            "seeds": len(runs),
+            "episodes": grid,
+            "mean": mean,
+            "ci_low": lo,
+            "ci_high": hi,
+            "cut_at_episode": float(grid[-1]),
+            "longest_run_episode": longest,
+        }
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel("test reward")
+    ax.set_title(f"{task}: mean over seeds, 95% bootstrap band (dashed: paper's best)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return drawn
+
+
+def _plot_profile(
+    path: Path, taus: np.ndarray, profiles: dict[str, tuple[np.ndarray, ...]]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
+    for i, (label, (frac, lo, hi)) in enumerate(profiles.items()):
+        color = f"C{i % 10}"
+        ax.plot(taus, frac, color=color, lw=1.8, label=label)
+        if np.all(np.isfinite(lo)):
+            ax.fill_between(taus, lo, hi, color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("normalised score tau (0 = random agent, 1 = best run of the sweep)")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.set_title("performance profile (95% stratified bootstrap band)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def build_report(
+    sweep_dir: str | Path,
+    *,
+    include_partial: bool = False,
+    variant_fields: Sequence[str] = VARIANT_FIELDS,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = stats.SEED,
+) -> dict[str, Any]:
+    """Every number of the report as a JSON-ready dict (what ``report.json`` holds; figures are
+    drawn by :func:`write_report`). See :func:`write_report` for the definitions."""
+    sweep_dir = Path(sweep_dir)
+    manifest = load_manifest(sweep_dir)
+    status = sweep_status(sweep_dir)
+    protocol = protocol_of(manifest)
+    cells, excluded = _collect(manifest, status, include_partial, variant_fields)
+    kw = {"n_resamples": n_resamples, "seed": seed}
+
+    rows: list[dict[str, Any]] = []
+    chosen: dict[tuple[str, str], list[RunResult]] = {}  # (task, label) -> runs at best point
+    cell_of: dict[tuple[str, str], Cell] = {}
+    for (task, algo, _), cell in cells.items():
+        bp = cell.best_point()
+        ref = paper_reference(protocol, task, algo, cell.config)
+        row: dict[str, Any] = {
+            "task": task,
+            "domain": domain_of(task),
+            "algo": algo,
+            "variant": cell.variant,
+            "label": cell.label,
+            "paper": ref,
+            "grid": [
+                {
+                    "point": p.point,
+                    "runs": p.n_runs,
+                    "finished": len(p.results),
+                    "mean_best": p.mean_best,
+                }
+                for p in cell.points.values()
+            ],
+        }
+        if bp is None:
+            row.update(
+                best_point=None, seeds=0, runs_at_point=0, best_reward=None, episodes_to_5pct=None
+            )
+        else:
+            best = np.array([r.best for r in bp.results])
+            n5 = np.array([r.episodes_to_5pct for r in bp.results])
+            row.update(
+                best_point=bp.point,
+                seeds=len(bp.results),
+                runs_at_point=bp.n_runs,
+                best_reward={
+                    "mean": float(best.mean()),
+                    "ci": stats.bootstrap_ci(best, np.mean, **kw),
+                },
+                episodes_to_5pct={
+                    "median": float(np.median(n5)),
+                    "ci": stats.bootstrap_ci(n5, np.median, **kw),
+                },
+                per_seed=[
+                    {
+                        "id": r.id,
+                        "seed": r.seed,
+                        "state": r.state,
+                        "best": r.best,
+                        "episodes_to_5pct": r.episodes_to_5pct,
+                        "evaluations": int(r.episodes.size),
+                        "last_eval_episode": float(r.episodes[-1]),
+                    }
+                    for r in bp.results
+                ],
+                not_in_numbers=[
+                    {"id": e["id"], "seed": e["seed"], "state": e["state"], "detail": e["detail"]}
+                    for e in bp.excluded
+                ],
+            )
+            chosen[(task, cell.label)] = bp.results
+            cell_of[(task, cell.label)] = cell
+        rows.append(row)
+
+    # Probability of improvement, NAF (each variant) over DDPG (each variant), per task.
+    tasks = list(dict.fromkeys(t for t, _ in chosen))
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for task in tasks:
+        nafs = [lab for (t, lab), c in cell_of.items() if t == task and c.algo == "naf"]
+        ddpgs = [lab for (t, lab), c in cell_of.items() if t == task and c.algo == "ddpg"]
+        for x in nafs:
+            for y in ddpgs:
+                pairs.setdefault((x, y), []).append(task)
+    poi_rows: list[dict[str, Any]] = []
+    poi_aggregate: list[dict[str, Any]] = []
+    for (x, y), ptasks in pairs.items():
+        strata: list[np.ndarray] = []
+        for task in ptasks:
+            xs = np.array([r.best for r in chosen[(task, x)]])
+            ys = np.array([r.best for r in chosen[(task, y)]])
+            strata += [xs, ys]
+            poi_rows.append(
+                {
+                    "task": task,
+                    "x": x,
+                    "y": y,
+                    "n_x": int(xs.size),
+                    "n_y": int(ys.size),
+                    "p": float(stats.probability_of_improvement(xs, ys)),
+                    "ci": stats.probability_of_improvement_ci(xs, ys, **kw),
+                }
+            )
+
+        def mean_poi(*s: np.ndarray, axis: int = -1) -> np.ndarray:
+            return np.mean(
+                [
+                    stats.probability_of_improvement(a, b)
+                    for a, b in zip(s[::2], s[1::2], strict=True)
+                ],
+                axis=0,
+            )
+
+        lo, hi = stats.stratified_bootstrap_ci(strata, mean_poi, **kw)
+        poi_aggregate.append(
+            {
+                "x": x,
+                "y": y,
+                "tasks": ptasks,
+                "p": float(mean_poi(*strata)),
+                "ci": (float(lo), float(hi)),
+            }
+        )
+
+    # Normalised scores: 0 = random agent, 1 = best test reward of any run of the task here.
+    measured = _random_returns(sweep_dir, manifest)
+    norm: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        bests = [r.best for (t, _), runs in chosen.items() if t == task for r in runs]
+        # The reference best is over every finished run of the task, not only the best points.
+        all_best = [
+            r.best
+            for (t, _, _), c in cells.items()
+            if t == task
+            for p in c.points.values()
+            for r in p.results
+        ]
+        top = max(all_best) if all_best else max(bests)
+        dom = domain_of(task)
+        if task in measured:
+            rnd, src = measured[task], "measured"
+        elif dom in TABLE1:
+            rnd, src = TABLE1[dom].random, "Table 1"
+        else:
+            norm[task] = {
+                "random": None,
+                "best": top,
+                "used": False,
+                "note": "no random-agent return (not a paper domain; add it to DIR/random.json)",
+            }
+            continue
+        ok = top > rnd
+        norm[task] = {
+            "random": rnd,
+            "random_source": src,
+            "best": top,
+            "used": ok,
+            "note": "" if ok else "no run beat the random agent",
+        }
+
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for (task, label), runs in chosen.items():
+        if norm[task]["used"]:
+            s = stats.normalise([r.best for r in runs], norm[task]["random"], norm[task]["best"])
+            scores.setdefault(label, {})[task] = s
+    iqm_rows = []
+    for label, per_task in scores.items():
+        value, ci = stats.aggregate_iqm(list(per_task.values()), **kw)
+        iqm_rows.append(
+            {
+                "label": label,
+                "tasks": list(per_task),
+                "runs": int(sum(a.size for a in per_task.values())),
+                "iqm": value,
+                "ci": ci,
+            }
+        )
+    lo_tau = min([0.0] + [float(a.min()) for pt in scores.values() for a in pt.values()])
+    taus = np.linspace(lo_tau, 1.0, 101)
+    profiles = {
+        label: stats.performance_profile(list(pt.values()), taus, **kw)
+        for label, pt in scores.items()
+    }
+
+    return {
+        "sweep": status.name,
+        "sweep_dir": str(sweep_dir),
+        "protocol": protocol,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "confidence": stats.CONFIDENCE,
+            "n_resamples": n_resamples,
+            "bootstrap_seed": seed,
+            "bootstrap_method": "percentile",
+            "tolerance": 0.05,
+            "include_partial": include_partial,
+            "variant_fields": list(variant_fields),
+        },
+        "status": status.counts(),
+        "cells": rows,
+        "probability_of_improvement": {"per_task": poi_rows, "average_over_tasks": poi_aggregate},
+        "normalisation": norm,
+        "iqm": iqm_rows,
+        "performance_profile": {
+            "taus": taus,
+            "labels": {
+                k: {"fraction": v[0], "ci_low": v[1], "ci_high": v[2]} for k, v in profiles.items()
+            },
+        },
+        "not_in_numbers": excluded,
+        "unlisted_folders": list(status.unlisted),
+        "_chosen": chosen,  # removed before writing; the curves are drawn from it
+    }
+
+
+def _markdown(rep: dict[str, Any]) -> str:
+    c = rep["status"]
+    s = rep["settings"]
+    out = [
+        f"# Sweep report: {rep['sweep']}",
+        "",
+        f"Protocol: {rep['protocol'] or 'user spec'}. Runs: "
+        + ", ".join(f"{c[k]} {k}" for k in STATES)
+        + f". Generated {rep['generated']} from `sweep.json` and the run folders "
+        "(`nafrl sweep report` rebuilds it).",
+        "",
+        "Per task and algorithm (variant), the grid point with the highest mean over seeds of the "
+        "best test reward; for that point the best test reward (mean over seeds) and the episodes "
+        "to reach within 5% of each run's best (median over seeds), as in the paper's Table 1. "
+        f"Intervals: {int(s['confidence'] * 100)}% percentile bootstrap over seeds "
+        f"(scipy.stats.bootstrap, {s['n_resamples']} resamples, seed {s['bootstrap_seed']}). "
+        + ("Partial runs count. " if s["include_partial"] else "Only finished runs count. ")
+        + "Seeds = finished / listed runs at that point.",
+        "",
+        "## Best grid point per task and algorithm",
+        "",
+        "| task | algorithm | best grid point | seeds | best test reward [95% CI] | paper | "
+        "episodes to 5% [95% CI] | paper |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rep["cells"]:
+        ref = r["paper"]
+        pb = f"{ref['best']:.4g} ({ref['source']})" if ref else ""
+        pe = f"{ref['episodes']}" if ref else ""
+        if r["best_point"] is None:
+            out.append(
+                f"| {r['task']} | {r['label']} | no finished run | 0 | n/a | {pb} | n/a | {pe} |"
+            )
+            continue
+        out.append(
+            f"| {r['task']} | {r['label']} | {_point_str(r['best_point'])} | "
+            f"{r['seeds']}/{r['runs_at_point']} | "
+            f"{_fmt(r['best_reward']['mean'], r['best_reward']['ci'])} | "
+            f"{pb} | {_fmt(r['episodes_to_5pct']['median'], r['episodes_to_5pct']['ci'])} | {pe} |"
+        )
+    poi = rep["probability_of_improvement"]
+    out += ["", "## NAF against DDPG: probability of improvement", ""]
+    if poi["per_task"]:
+        out += [
+            "P(X > Y): the probability that a run of X at its best grid point has a higher best "
+            "test reward than a run of Y at its own, ties counting one half (Mann-Whitney U / "
+            "(n_x n_y); Agarwal et al. 2021, 'Deep RL at the edge of the statistical precipice'). "
+            "Interval: stratified bootstrap (each algorithm's runs resampled separately; over "
+            "tasks, within each task). 0.5 = no difference.",
+            "",
+            "| task | X | Y | runs X/Y | P(X > Y) [95% CI] |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {p['task']} | {p['x']} | {p['y']} | {p['n_x']}/{p['n_y']} | "
+            f"{_fmt(p['p'], p['ci'])} |"
+            for p in poi["per_task"]
+        ]
+        out += [
+            f"| average over {len(p['tasks'])} tasks | {p['x']} | {p['y']} |  | "
+            f"{_fmt(p['p'], p['ci'])} |"
+            for p in poi["average_over_tasks"]
+        ]
+    else:
+        out.append("No task has finished runs of both NAF and DDPG.")
+    out += [
+        "",
+        "## Aggregate: interquartile mean of normalised scores",
+        "",
+        "Score = (best test reward - random agent) / (best - random agent), with best = the "
+        "highest best test reward of any finished run of the task in this sweep and the random "
+        "agent's return measured (`random.json`) or else from the paper's Table 1. IQM = mean of "
+        "the middle 50% of all runs' scores pooled over tasks (scipy.stats.trim_mean 0.25); "
+        "interval: stratified bootstrap over tasks (Agarwal et al. 2021).",
+        "",
+        "| task | random agent | best | used |",
+        "|---|---|---|---|",
+    ]
+    for task, n in rep["normalisation"].items():
+        rnd = f"{n['random']:.4g} ({n['random_source']})" if n["random"] is not None else "unknown"
+        out.append(
+            f"| {task} | {rnd} | {n['best']:.4g} | {'yes' if n['used'] else 'no: ' + n['note']} |"
+        )
+    out += ["", "| algorithm | tasks | runs | IQM [95% CI] |", "|---|---|---|---|"]
+    out += [
+        f"| {r['label']} | {len(r['tasks'])} | {r['runs']} | {_fmt(r['iqm'], r['ci'])} |"
+        for r in rep["iqm"]
+    ]
+    if rep["figures"]:
+        out += [
+            "",
+            "## Figures",
+            "",
+            "Learning curves: test reward against training episodes at each line's best grid "
+            "point, mean over seeds with a 95% bootstrap band. Runs with different evaluation "
+            "episodes are interpolated linearly onto the union of their evaluation episodes, and "
+            "each line stops at its shortest run's last evaluation (never extrapolated).",
+            "",
+        ]
+        out += [f"![{Path(f).stem}]({f})" for f in rep["figures"]]
+        cut = [
+            f"{task} {label}: cut at episode {d['cut_at_episode']:.0f}, "
+            f"longest run {d['longest_run_episode']:.0f}"
+            for task, per in rep["curves"].items()
+            for label, d in per.items()
+            if d.get("cut_at_episode") is not None
+            and d["cut_at_episode"] < d["longest_run_episode"]
+        ]
+        if cut:
+            out += ["", "Curves cut short by a shorter run: " + "; ".join(cut) + "."]
+    out += ["", "## Runs not in these numbers", ""]
+    if rep["not_in_numbers"]:
+        out += [
+            "| run | algorithm | task | seed | grid point | state | detail |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {e['id']} | {e['label']} | {e['task']} | {e['seed']} | {_point_str(e['point'])} | "
+            f"{e['state']} | {e['detail']} |"
+            for e in rep["not_in_numbers"]
+        ]
+    else:
+        out.append("None: every run of the manifest finished and was evaluated.")
+    if rep["unlisted_folders"]:
+        out += [
+            "",
+            "Folders under runs/ not in sweep.json (ignored): "
+            + ", ".join(rep["unlisted_folders"])
+            + ".",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def write_report(
+    sweep_dir: str | Path,
+    *,
+    include_partial: bool = False,
+    variant_fields: Sequence[str] = VARIANT_FIELDS,
+    n_resamples: int = stats.N_RESAMPLES,
+    seed: int = stats.SEED,
+) -> Path:
+    """Write ``DIR/report.md``, ``DIR/report.json`` and ``DIR/figures/*.png``; return the
+    path of report.md.
+
+    - Runs are grouped by task, algorithm and *variant* (:func:`variant_of`: model, imagination
+      length, iLQG/MPC fraction, exploration), so several NAF variants on one task are separate
+      lines. Within a group the best grid point has the highest mean over seeds of the best test
+      reward (the max of a run's ``evals.csv`` test returns). For it: the mean best test reward
+      with a 95% bootstrap CI over seeds, the median episodes to reach within 5% of each run's
+      best with its CI, and the paper's value (:func:`paper_reference`).
+    - NAF over DDPG: probability of improvement per task and averaged over tasks.
+    - IQM of normalised scores per algorithm variant, with stratified bootstrap CIs; a
+      performance profile; learning curves per task (:func:`stats.curves_on_common_grid`).
+    - Only finished runs count unless ``include_partial``; every other run is listed under
+      'Runs not in these numbers' with its state and error.
+    """
+    sweep_dir = Path(sweep_dir)
+    rep = build_report(
+        sweep_dir,
+        include_partial=include_partial,
+        variant_fields=variant_fields,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    chosen: dict[tuple[str, str], list[RunResult]] = rep.pop("_chosen")
+    figdir = sweep_dir / "figures"
+    figdir.mkdir(exist_ok=True)
+    figures: list[str] = []
+    curves: dict[str, Any] = {}
+    refs = {(r["task"], r["label"]): r["paper"] for r in rep["cells"]}
+    for task in dict.fromkeys(t for t, _ in chosen):
+        lines = [
+            (label, runs, (refs[(t, label)] or {}).get("best"))
+            for (t, label), runs in chosen.items()
+            if t == task
+        ]
+        name = f"figures/curves_{_slug(task)}.png"
+        curves[task] = _plot_curves(sweep_dir / name, task, lines, seed)
+        figures.append(name)
+    prof = rep["performance_profile"]
+    if prof["labels"]:
+        name = "figures/performance_profile.png"
+        _plot_profile(
+            sweep_dir / name,
+            np.asarray(prof["taus"]),
+            {k: (v["fraction"], v["ci_low"], v["ci_high"]) for k, v in prof["labels"].items()},
+        )
+        figures.append(name)
+    rep["figures"] = figures
+    rep["curves"] = curves
+    _atomic_write(sweep_dir / "report.json", json.dumps(_clean(rep), indent=1) + "\n")
+    md = sweep_dir / "report.md"
+    _atomic_write(md, _markdown(rep))
+    return md
