@@ -355,7 +355,9 @@ def paper_reference(
     """The paper's (best test reward, episodes to 5%) for this task/algo/variant, or None.
 
     Table 2 for NAF runs of the ``table2`` protocol (by column); otherwise Table 1 for plain
-    model-free NAF or DDPG (see :func:`variant_of`) on the paper's ten domains."""
+    model-free NAF or DDPG (see :func:`variant_of`) on the paper's ten domains (not their
+    single-target variants). Table 1 is the best over the paper's hyperparameter grid, so it
+    is comparable to our best grid point only when the sweep covers that grid and budget."""
     domain = domain_of(task)
     if domain is None:
         return None
@@ -365,6 +367,8 @@ def paper_reference(
             return None
         best, eps = TABLE2[domain][col]
         return {"source": f"Table 2 ({col})", "domain": domain, "best": best, "episodes": eps}
+    if "single" in task.lower():
+        return None  # the single-target variants (section 6.3) are not Table 1's tasks
     if algo in ("naf", "ddpg") and domain in TABLE1 and not variant_of(config):
         row = TABLE1[domain]
         best, eps = (
@@ -515,6 +519,11 @@ def _fmt(v: float | None, ci: Sequence[float | None] | None = None) -> str:
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             s += f" [{lo:.4g}, {hi:.4g}]"
     return s
+
+
+def _cell_text(text: str) -> str:
+    """Text safe inside a markdown table cell (an error message may hold '|')."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _slug(task: str) -> str:
@@ -745,7 +754,8 @@ def build_report(
             for r in p.results
         ]
         top = max(all_best) if all_best else max(bests)
-        dom = domain_of(task)
+        # Table 1's random agent is for the full tasks, not their single-target variants.
+        dom = None if "single" in task.lower() else domain_of(task)
         if task in measured:
             rnd, src = measured[task], "measured"
         elif dom in TABLE1:
@@ -857,7 +867,7 @@ def _markdown(rep: dict[str, Any]) -> str:
             )
             continue
         out.append(
-            f"| {r['task']} | {r['label']} | {_point_str(r['best_point'])} | "
+            f"| {r['task']} | {r['label']} | {_cell_text(_point_str(r['best_point']))} | "
             f"{r['seeds']}/{r['runs_at_point']} | "
             f"{_fmt(r['best_reward']['mean'], r['best_reward']['ci'])} | "
             f"{pb} | {_fmt(r['episodes_to_5pct']['median'], r['episodes_to_5pct']['ci'])} | {pe} |"
@@ -939,8 +949,8 @@ def _markdown(rep: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         out += [
-            f"| {e['id']} | {e['label']} | {e['task']} | {e['seed']} | {_point_str(e['point'])} | "
-            f"{e['state']} | {e['detail']} |"
+            f"| {e['id']} | {e['label']} | {e['task']} | {e['seed']} | "
+            f"{_cell_text(_point_str(e['point']))} | {e['state']} | {_cell_text(e['detail'])} |"
             for e in rep["not_in_numbers"]
         ]
     else:

@@ -327,3 +327,31 @@ def test_stats_on_small_arrays() -> None:
     np.testing.assert_allclose(vals[1], [0, 2 / 3, 1, 4 / 3])
     with pytest.raises(ValueError, match="best=1"):
         stats.normalise([0.5], 1.0, 1.0)
+
+
+def test_include_partial_counts_partial_runs(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path / "s", [r for r in HAND_RUNS if r["task"] == CARTPOLE])
+    write_report(root, include_partial=True)
+    rep = json.loads((root / "report.json").read_text())
+    ddpg = _cell(rep, CARTPOLE, "ddpg")
+    # The partial run's best so far (-1.9 at episode 20) joins the two finished runs.
+    assert ddpg["seeds"] == 3 and [s["state"] for s in ddpg["per_seed"]][-1] == "partial"
+    assert ddpg["best_reward"]["mean"] == pytest.approx((-1.1 - 1.0 - 1.9) / 3)
+    assert rep["not_in_numbers"] == []
+    single = make_sweep(
+        tmp_path / "single",
+        [{"algo": "naf", "task": "nafrl/ReacherSingle-v1", "point": {}, "seed": 0,
+          "state": "done", "returns": [-1.0, -0.5]}],
+    )  # fmt: skip
+    write_report(single)
+    rep = json.loads((single / "report.json").read_text())
+    assert rep["cells"][0]["paper"] is None  # no Table 1 number for single-target tasks
+    assert rep["cells"][0]["best_point"] == {}
+    assert rep["normalisation"]["nafrl/ReacherSingle-v1"]["used"] is False  # no random agent
+    assert rep["iqm"] == []
+    assert "(fixed config)" in (single / "report.md").read_text()
+    (single / "random.json").write_text(json.dumps({"nafrl/ReacherSingle-v1": -3.0}))
+    write_report(single)
+    rep = json.loads((single / "report.json").read_text())
+    assert rep["normalisation"]["nafrl/ReacherSingle-v1"]["random_source"] == "measured"
+    assert rep["iqm"][0]["iqm"] == pytest.approx(1.0)  # the only run is the best one
