@@ -479,6 +479,31 @@ def _collect(
     return cells, excluded
 
 
+MIN_EVAL_EPISODES = 10
+"""Test episodes per evaluation below which the report warns (issue 11: at least 10 for
+sweeps, so the test reward of one evaluation is a mean over enough episodes)."""
+
+
+def evaluation_protocol(manifest: dict[str, Any], status: Status) -> dict[str, Any]:
+    """Test episodes per evaluation across the runs (the run's ``eval_episodes``, else its
+    config's): {"episodes_per_evaluation": {K: number of runs}, "below_minimum": [run ids]}."""
+    counts: dict[int, int] = {}
+    below: list[str] = []
+    for run, st in zip(manifest["runs"], status.runs, strict=True):
+        k = run.get("eval_episodes")
+        if k is None:
+            k = _full_config(run, st.folder).get("eval_episodes")
+        k = int(k)
+        counts[k] = counts.get(k, 0) + 1
+        if k < MIN_EVAL_EPISODES:
+            below.append(st.id)
+    return {
+        "episodes_per_evaluation": dict(sorted(counts.items())),
+        "minimum": MIN_EVAL_EPISODES,
+        "below_minimum": below,
+    }
+
+
 def _random_returns(sweep_dir: Path, manifest: dict[str, Any]) -> dict[str, float]:
     measured: dict[str, float] = {}
     if isinstance(manifest.get("random_returns"), dict):
@@ -744,8 +769,7 @@ def build_report(
     measured = _random_returns(sweep_dir, manifest)
     norm: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        bests = [r.best for (t, _), runs in chosen.items() if t == task for r in runs]
-        # The reference best is over every finished run of the task, not only the best points.
+        # The reference best is over every counted run of the task, not only the best points.
         all_best = [
             r.best
             for (t, _, _), c in cells.items()
@@ -753,7 +777,7 @@ def build_report(
             for p in c.points.values()
             for r in p.results
         ]
-        top = max(all_best) if all_best else max(bests)
+        top = max(all_best)  # non-empty: the task has a chosen point with runs
         # Table 1's random agent is for the full tasks, not their single-target variants.
         dom = None if "single" in task.lower() else domain_of(task)
         if task in measured:
@@ -816,6 +840,7 @@ def build_report(
             "variant_fields": list(variant_fields),
         },
         "status": status.counts(),
+        "evaluation": evaluation_protocol(manifest, status),
         "cells": rows,
         "probability_of_improvement": {"per_task": poi_rows, "average_over_tasks": poi_aggregate},
         "normalisation": norm,
@@ -830,6 +855,21 @@ def build_report(
         "unlisted_folders": list(status.unlisted),
         "_chosen": chosen,  # removed before writing; the curves are drawn from it
     }
+
+
+def _evaluation_line(ev: dict[str, Any]) -> str:
+    per = ev["episodes_per_evaluation"]
+    text = "Test reward = mean return of " + ", ".join(
+        f"{k} deterministic test episodes ({n} runs)" for k, n in per.items()
+    )
+    text += " per evaluation."
+    below = ev["below_minimum"]
+    if below:
+        text += (
+            f" **Warning:** {len(below)} runs use fewer than {ev['minimum']} test episodes per "
+            "evaluation, so their best test reward is a noisy maximum."
+        )
+    return text
 
 
 def _markdown(rep: dict[str, Any]) -> str:
@@ -850,6 +890,8 @@ def _markdown(rep: dict[str, Any]) -> str:
         f"(scipy.stats.bootstrap, {s['n_resamples']} resamples, seed {s['bootstrap_seed']}). "
         + ("Partial runs count. " if s["include_partial"] else "Only finished runs count. ")
         + "Seeds = finished / listed runs at that point.",
+        "",
+        _evaluation_line(rep["evaluation"]),
         "",
         "## Best grid point per task and algorithm",
         "",

@@ -266,6 +266,10 @@ def test_missing_and_failed_runs_are_reported_and_figures_written(hand_report: A
     for f in rep["figures"]:
         assert (root / f).stat().st_size > 1000 and f in md
     assert len(rep["figures"]) == 3  # two tasks' curves and one performance profile
+    # The hand-made runs leave eval_episodes at Config's default, 5: below the sweep minimum.
+    assert rep["evaluation"]["episodes_per_evaluation"] == {"5": 17}
+    assert len(rep["evaluation"]["below_minimum"]) == 17
+    assert "**Warning:** 17 runs use fewer than 10 test episodes" in md
 
 
 def test_variants_are_separate_lines_with_table2_values(tmp_path: Path) -> None:
@@ -278,7 +282,7 @@ def test_variants_are_separate_lines_with_table2_values(tmp_path: Path) -> None:
     ]
     runs = [
         {"algo": "naf", "task": REACHER, "point": fixed, "seed": s, "state": "done",
-         "config": v, "returns": [-1.0, -0.5 - 0.1 * i + 0.01 * s],
+         "config": {**v, "eval_episodes": 10}, "returns": [-1.0, -0.5 - 0.1 * i + 0.01 * s],
          "id": f"naf-v{i}-s{s}"}
         for i, v in enumerate(variants)
         for s in (0, 1)
@@ -297,6 +301,8 @@ def test_variants_are_separate_lines_with_table2_values(tmp_path: Path) -> None:
     assert cols == ["Table 2 (none)", "Table 2 (mpc0.5)", "Table 2 (imr)", "Table 2 (imr+mpc1)"]
     assert rep["cells"][2]["paper"]["best"] == TABLE2["reacher"]["imr"][0]
     assert rep["cells"][1]["best_reward"]["mean"] == pytest.approx(-0.595)
+    assert rep["evaluation"]["below_minimum"] == []
+    assert "Warning" not in (root / "report.md").read_text()
     assert variant_of({"exploration": "precision"}) == "explore=precision"
     assert table2_column({"model": "true", "imagination_length": 5, "ilqg_fraction": 0.5}) == (
         "imr+mpc0.5"
