@@ -60,6 +60,10 @@ _VARIANT_DEFAULTS: dict[str, Any] = {
 
 PROTOCOLS: tuple[str, ...] = ("table1", "table2", "section63", "fig3")
 
+VARIANT_KEY = "variant"
+"""Key of a run's grid point that names its variant (the sweep spec's ``variants`` table);
+when present it is the variant's name in the report instead of one made from the config."""
+
 
 class SweepFolderError(ValueError):
     """A sweep folder that cannot be read; the message names the file and what is wrong."""
@@ -229,7 +233,9 @@ def sweep_status(sweep_dir: str | Path) -> Status:
 
 
 def _point_str(point: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(point.items())) or "(fixed config)"
+    # A named variant is part of the label already, not a hyperparameter of the grid.
+    items = sorted((k, v) for k, v in point.items() if k != VARIANT_KEY)
+    return ", ".join(f"{k}={v}" for k, v in items) or "(fixed config)"
 
 
 def format_status(status: Status, *, max_pending: int = 10) -> str:
@@ -336,16 +342,24 @@ def table2_column(config: dict[str, Any]) -> str | None:
 
 def protocol_of(manifest: dict[str, Any]) -> str | None:
     """The paper protocol a sweep runs (``"table1"``, ``"table2"``, ...), or None for a user's
-    spec: the manifest's ``protocol``, else the spec's ``protocol``/``paper``, else its name."""
+    spec: the manifest's ``protocol``, else the spec's ``protocol``/``paper``, else the sweep's
+    name or its first spec's name when it is a protocol name or starts with one and a separator
+    (``"table1-laptop"``)."""
     spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
-    for v in (
-        manifest.get("protocol"),
-        spec.get("protocol"),
-        spec.get("paper"),
-        manifest.get("name"),
-    ):
+    for v in (manifest.get("protocol"), spec.get("protocol"), spec.get("paper")):
         if isinstance(v, str) and v.lower() in PROTOCOLS:
             return v.lower()
+    names = [manifest.get("name"), spec.get("name")]
+    specs = spec.get("specs")
+    if isinstance(specs, list) and specs and isinstance(specs[0], dict):
+        names.append(specs[0].get("name"))
+    for v in names:
+        if not isinstance(v, str):
+            continue
+        low = v.lower()
+        for p in PROTOCOLS:
+            if low == p or (low.startswith(p) and low[len(p) : len(p) + 1] in ("-", "_", "+", " ")):
+                return p
     return None
 
 
@@ -354,7 +368,8 @@ def paper_reference(
 ) -> dict[str, Any] | None:
     """The paper's (best test reward, episodes to 5%) for this task/algo/variant, or None.
 
-    Table 2 for NAF runs of the ``table2`` protocol (by column); otherwise Table 1 for plain
+    Table 2 for NAF runs of the ``table2`` protocol (by column, :func:`table2_column` of the
+    config); otherwise Table 1 for plain
     model-free NAF or DDPG (see :func:`variant_of`) on the paper's ten domains (not their
     single-target variants). Table 1 is the best over the paper's hyperparameter grid, so it
     is comparable to our best grid point only when the sweep covers that grid and budget."""
@@ -449,7 +464,8 @@ def _collect(
     excluded: list[dict[str, Any]] = []
     for run, st in zip(manifest["runs"], status.runs, strict=True):
         cfg = _full_config(run, st.folder)
-        variant = variant_of(cfg, fields)
+        named = st.point.get(VARIANT_KEY)
+        variant = str(named) if named is not None else variant_of(cfg, fields)
         cell = cells.setdefault((st.task, st.algo, variant), Cell(st.task, st.algo, variant, cfg))
         key = json.dumps(st.point, sort_keys=True, default=str)
         pr = cell.points.setdefault(key, PointResult(st.point))
@@ -485,15 +501,14 @@ sweeps, so the test reward of one evaluation is a mean over enough episodes)."""
 
 
 def evaluation_protocol(manifest: dict[str, Any], status: Status) -> dict[str, Any]:
-    """Test episodes per evaluation across the runs (the run's ``eval_episodes``, else its
-    config's): {"episodes_per_evaluation": {K: number of runs}, "below_minimum": [run ids]}."""
+    """Test episodes per periodic evaluation across the runs (``Config.eval_episodes``):
+    {"episodes_per_evaluation": {K: number of runs}, "minimum", "below_minimum": [run ids]}."""
     counts: dict[int, int] = {}
     below: list[str] = []
     for run, st in zip(manifest["runs"], status.runs, strict=True):
-        k = run.get("eval_episodes")
-        if k is None:
-            k = _full_config(run, st.folder).get("eval_episodes")
-        k = int(k)
+        # Config.eval_episodes is per periodic evaluation (evals.csv); the run's top-level
+        # eval_episodes is its final evaluation only.
+        k = int(_full_config(run, st.folder).get("eval_episodes", 0))
         counts[k] = counts.get(k, 0) + 1
         if k < MIN_EVAL_EPISODES:
             below.append(st.id)

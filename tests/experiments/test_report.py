@@ -361,3 +361,25 @@ def test_include_partial_counts_partial_runs(tmp_path: Path) -> None:
     rep = json.loads((single / "report.json").read_text())
     assert rep["normalisation"]["nafrl/ReacherSingle-v1"]["random_source"] == "measured"
     assert rep["iqm"][0]["iqm"] == pytest.approx(1.0)  # the only run is the best one
+
+
+def test_named_variants_and_protocol_from_the_sweep_name(tmp_path: Path) -> None:
+    runs = [
+        {"algo": "naf", "task": "nafrl/Cheetah-v1", "seed": s, "state": "done",
+         "point": {"variant": name, "learning_rate": 0.001}, "config": cfg,
+         "returns": [1.0, 2.0 + s]}
+        for name, cfg in (("imr", {"model": "true", "imagination_length": 5}),
+                          ("no model", {}))
+        for s in (0, 1)
+    ]  # fmt: skip
+    root = make_sweep(tmp_path / "n", runs, name="table2-laptop")
+    write_report(root)
+    rep = json.loads((root / "report.json").read_text())
+    assert rep["protocol"] == "table2"
+    assert [c["label"] for c in rep["cells"]] == ["naf (imr)", "naf (no model)"]
+    assert [c["paper"]["best"] for c in rep["cells"]] == [
+        TABLE2["cheetah"]["imr"][0],
+        TABLE2["cheetah"]["none"][0],
+    ]
+    md = (root / "report.md").read_text()
+    assert "| nafrl/Cheetah-v1 | naf (imr) | learning_rate=0.001 | 2/2 | 2.5 [2, 3] |" in md
