@@ -610,7 +610,8 @@ def _plot_curves(
         }
     ax.set_xlabel("training episodes")
     ax.set_ylabel("test reward")
-    ax.set_title(f"{task}: mean over seeds, 95% bootstrap band (dashed: paper's best)")
+    dashed = " (dashed: paper's best)" if any(ref is not None for _, _, ref in lines) else ""
+    ax.set_title(f"{task}: mean over seeds, 95% bootstrap band{dashed}")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -951,6 +952,7 @@ def _markdown(rep: dict[str, Any]) -> str:
             f"| average over {len(p['tasks'])} tasks | {p['x']} | {p['y']} |  | "
             f"{_fmt(p['p'], p['ci'])} |"
             for p in poi["average_over_tasks"]
+            if len(p["tasks"]) > 1
         ]
     else:
         out.append("No task has finished runs of both NAF and DDPG.")
@@ -972,11 +974,14 @@ def _markdown(rep: dict[str, Any]) -> str:
         out.append(
             f"| {task} | {rnd} | {n['best']:.4g} | {'yes' if n['used'] else 'no: ' + n['note']} |"
         )
-    out += ["", "| algorithm | tasks | runs | IQM [95% CI] |", "|---|---|---|---|"]
-    out += [
-        f"| {r['label']} | {len(r['tasks'])} | {r['runs']} | {_fmt(r['iqm'], r['ci'])} |"
-        for r in rep["iqm"]
-    ]
+    if rep["iqm"]:
+        out += ["", "| algorithm | tasks | runs | IQM [95% CI] |", "|---|---|---|---|"]
+        out += [
+            f"| {r['label']} | {len(r['tasks'])} | {r['runs']} | {_fmt(r['iqm'], r['ci'])} |"
+            for r in rep["iqm"]
+        ]
+    else:
+        out += ["", "No task could be normalised, so there is no aggregate."]
     if rep["figures"]:
         out += [
             "",
