@@ -383,3 +383,17 @@ def test_named_variants_and_protocol_from_the_sweep_name(tmp_path: Path) -> None
     ]
     md = (root / "report.md").read_text()
     assert "| nafrl/Cheetah-v1 | naf (imr) | learning_rate=0.001 | 2/2 | 2.5 [2, 3] |" in md
+
+
+def test_performance_profile_band_equals_scipy_per_threshold() -> None:
+    a, b = np.array([0.1, 0.5, 0.9, 0.7]), np.array([0.2, 0.4, 0.8])
+    taus = [0.3, 0.6]
+    frac, lo, hi = stats.performance_profile([a, b], taus)
+    for i, tau in enumerate(taus):
+
+        def above(x: np.ndarray, y: np.ndarray, axis: int, tau: float = tau) -> np.ndarray:
+            return (np.mean(x > tau, axis=-1) + np.mean(y > tau, axis=-1)) / 2
+
+        assert frac[i] == pytest.approx(above(a, b, -1))
+        assert (lo[i], hi[i]) == pytest.approx(scipy_ci(a, b, statistic=above))
+    assert frac[0] == pytest.approx((3 / 4 + 2 / 3) / 2)
