@@ -1082,6 +1082,10 @@ def write_report(
             {k: (v["fraction"], v["ci_low"], v["ci_high"]) for k, v in prof["labels"].items()},
         )
         figures.append(name)
+    # A figure of an earlier report whose line is gone (e.g. a task removed) must not linger.
+    for old in [*figdir.glob("curves_*.png"), figdir / "performance_profile.png"]:
+        if old.exists() and f"figures/{old.name}" not in figures:
+            old.unlink()
     rep["figures"] = figures
     rep["curves"] = curves
     _atomic_write(sweep_dir / "report.json", json.dumps(_clean(rep), indent=1) + "\n")

@@ -349,7 +349,11 @@ def test_include_partial_counts_partial_runs(tmp_path: Path) -> None:
         [{"algo": "naf", "task": "nafrl/ReacherSingle-v1", "point": {}, "seed": 0,
           "state": "done", "returns": [-1.0, -0.5]}],
     )  # fmt: skip
+    stale = single / "figures" / "curves_gone.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
     write_report(single)
+    assert not stale.exists()
     rep = json.loads((single / "report.json").read_text())
     assert rep["cells"][0]["paper"] is None  # no Table 1 number for single-target tasks
     assert rep["cells"][0]["best_point"] == {}
