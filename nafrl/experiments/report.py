@@ -905,7 +905,8 @@ def _markdown(rep: dict[str, Any]) -> str:
         f"Intervals: {int(s['confidence'] * 100)}% percentile bootstrap over seeds "
         f"(scipy.stats.bootstrap, {s['n_resamples']} resamples, seed {s['bootstrap_seed']}). "
         + ("Partial runs count. " if s["include_partial"] else "Only finished runs count. ")
-        + "Seeds = finished / listed runs at that point.",
+        + "Seeds = finished / listed runs at that point. The best point is chosen on the same "
+        "runs it is reported on, so its numbers lean optimistic, as the paper's Table 1 does.",
         "",
         _evaluation_line(rep["evaluation"]),
         "",
