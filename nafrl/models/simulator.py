@@ -252,21 +252,3 @@ class SimulatorDynamics(DynamicsModel):
                 f[t] = fz0 - F[t] @ np.concatenate([z0, uh[t]])
         lin = LinearDynamics(F, f, np.zeros((H, dz, dz)))
         return lin, obs, J, D2
-
-    # -- imagination rollouts with the true model ---------------------------------------
-    def step_states(self, states: Array, actions: Array) -> tuple[np.ndarray, np.ndarray]:
-        """Step full env states (B, S) (from ``get_state``) with actions (B, du).
-
-        For imagination rollouts from replayed simulator states (section 6.2). Returns the
-        next full states (B, S) and their observations (B, do). The step counter is kept, so
-        a state at t = T cannot be stepped (the env would need a reset).
-        """
-        states = np.atleast_2d(np.asarray(states, np.float64))
-        actions = np.atleast_2d(np.asarray(actions, np.float64))
-        nxt = np.empty_like(states)
-        obs = np.empty((len(states), self.do))
-        for i in range(len(states)):
-            self.env.set_state(states[i])
-            self.env.step(actions[i])
-            nxt[i], obs[i] = self.env.get_state(), self.env.observe()
-        return nxt, obs
