@@ -117,9 +117,7 @@ class LinearGaussianDynamics(DynamicsModel):
         self._f: np.ndarray | None = None
         self._cov: np.ndarray | None = None
         self._params: LGParams | None = None
-        self.x0_mean: np.ndarray | None = None
-        self.x0_cov: np.ndarray | None = None
-        self.x_mean: np.ndarray | None = None
+        self._x0: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.n_fits = 0
 
     # -- construction -------------------------------------------------------------------
@@ -174,9 +172,8 @@ class LinearGaussianDynamics(DynamicsModel):
         F, f, cov = condition_gaussian(mu, sigma, dx + du, self.reg)
         cov = project_psd(cov, self.noise_floor)
         self._set(F, f, cov)
-        self.x0_mean, x0_cov = empirical_moments(x[:, 0])
-        self.x0_cov = x0_cov + self.reg * np.eye(dx)
-        self.x_mean = x.mean(0)
+        x0_mean, x0_cov = empirical_moments(x[:, 0])
+        self._x0 = (x0_mean, x0_cov + self.reg * np.eye(dx), x.mean(0))
         self.n_fits += 1
 
     # -- parameters ---------------------------------------------------------------------
@@ -209,6 +206,29 @@ class LinearGaussianDynamics(DynamicsModel):
     @property
     def horizon(self) -> int:
         return int(self.F.shape[0])
+
+    def _require_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._x0 is None:
+            raise RuntimeError(
+                "LinearGaussianDynamics has no state statistics: they come from fit(x, u) "
+                "(a model made by from_params has none)"
+            )
+        return self._x0
+
+    @property
+    def x0_mean(self) -> np.ndarray:
+        """(dx,) mean of the initial states of the last fit."""
+        return self._require_data()[0]
+
+    @property
+    def x0_cov(self) -> np.ndarray:
+        """(dx, dx) covariance of those initial states (plus the ridge ``reg``)."""
+        return self._require_data()[1]
+
+    @property
+    def x_mean(self) -> np.ndarray:
+        """(T+1, dx) mean state per time step of the last fit."""
+        return self._require_data()[2]
 
     @property
     def linear(self) -> LinearDynamics:

@@ -52,7 +52,7 @@ class LinearGaussianController(NamedTuple):
     def affine(self) -> tuple[jax.Array, jax.Array]:
         """(K, k_abs) with mean action K_t x + k_abs_t."""
         K = jnp.asarray(self.K)
-        k_abs = self.u_hat + self.k - jnp.einsum("tij,tj->ti", K, self.x_hat[:-1])
+        k_abs = jnp.asarray(self.u_hat) + self.k - jnp.einsum("tij,tj->ti", K, self.x_hat[:-1])
         return K, k_abs
 
     def recenter(self, x_hat: Array, u_hat: Array) -> LinearGaussianController:

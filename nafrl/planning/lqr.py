@@ -239,7 +239,7 @@ def backward_pass(
     (_, _), (K, k, Q_uu, V_x, V_xx, improvement, ok) = jax.lax.scan(
         step,
         (quad.r_final_x, quad.r_final_xx),
-        (lin.F, c, quad.r_z, quad.r_zz, u_hat),
+        (jnp.asarray(lin.F), c, quad.r_z, quad.r_zz, u_hat),
         reverse=True,
     )
     V_x = jnp.concatenate([V_x, quad.r_final_x[None]], axis=0)
@@ -281,7 +281,9 @@ def forward_marginals(
     _, (ms, Ss, mu, Sz) = jax.lax.scan(
         step,
         (x0, x0_cov),
-        (lin.F, lin.f, lin.cov, ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, ctrl.cov),
+        tuple(
+            jnp.asarray(a) for a in (*lin, ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, ctrl.cov)
+        ),
     )
     return Marginals(jnp.concatenate([x0[None], ms]), jnp.concatenate([x0_cov[None], Ss]), mu, Sz)
 
@@ -337,7 +339,13 @@ def _rollout_jax(
 
         T = ctrl.k.shape[0]
         xT, (xs, us, rs) = jax.lax.scan(
-            body, x0, (jnp.arange(T), ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat, mask)
+            body,
+            x0,
+            (
+                jnp.arange(T),
+                *(jnp.asarray(a) for a in (ctrl.K, ctrl.k, ctrl.x_hat[:-1], ctrl.u_hat)),
+                mask,
+            ),
         )
         ret = rs.sum() + (0.0 if terminal_reward is None else terminal_reward(xT))
         return jnp.concatenate([x0[None], xs]), us, ret
