@@ -24,6 +24,7 @@ test: $(BIN)/nafrl
 
 lint: $(BIN)/nafrl
 	$(BIN)/ruff check nafrl tests bench
+	$(BIN)/pyright  # type-checks nafrl/ ([tool.pyright] in pyproject.toml)
 
 bench: $(BIN)/nafrl
 	$(BIN)/python -m pip install -q -e '.[bench]'

@@ -48,8 +48,14 @@ import numpy as np
 import nafrl.envs  # noqa: F401  (registers the tasks)
 from nafrl.envs.registry import TASKS
 from nafrl.models import LinearGaussianDynamics, NeuralDynamics, SimulatorDynamics
-from nafrl.planning import MPC, GuidedConfig, GuidedExploration, ilqg_solve
-from nafrl.planning.ilqg import LinearGaussianController
+from nafrl.planning import (
+    MPC,
+    GuidedConfig,
+    GuidedExploration,
+    LinearGaussianController,
+    ilqg_solve,
+    kl_constrained_step,
+)
 
 DEFAULT_TASKS = [
     "nafrl/Cartpole-v0",
@@ -217,9 +223,7 @@ def timings(task: str, horizon: int) -> dict[str, float]:
     out["ilqg_iter_linear_s"] = _timeit(lg_iters) / max(1, out.pop("_lg_its", 3))
     prev = LinearGaussianController.from_samples(X[20:], U[20:], 0.1)
     out["kl_step_linear_s"] = _timeit(
-        lambda: ilqg_solve(
-            lg, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.5, x0_cov=lg.x0_cov
-        )
+        lambda: kl_constrained_step(lg, reward, x0, prev, kl_step=0.5, x0_cov=lg.x0_cov)
     )
     nn = NeuralDynamics(train_steps=1000)
     out["refit_neural_s"] = _timeit(lambda: nn.fit(X, U), repeats=2)

@@ -72,6 +72,3 @@ class ActionScaler:
             return np.clip(a, -1.0, 1.0).astype(self.dtype)
         a = np.clip(np.asarray(a, np.float64), -1.0, 1.0)
         return (self.low + 0.5 * (a + 1.0) * (self.high - self.low)).astype(self.dtype)
-
-    def from_env(self, u: np.ndarray) -> np.ndarray:
-        return 2.0 * (np.asarray(u, np.float64) - self.low) / (self.high - self.low) - 1.0

@@ -23,11 +23,6 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 
-def ou_decay(theta: float) -> float:
-    """a = exp(-theta): the per-step OU decay for a unit time step."""
-    return float(jnp.exp(-theta))
-
-
 def precision_scale(L: jax.Array, scale: float) -> jax.Array:
     """Adaptive c such that mean(diag(c P^-1)) = scale^2; L has shape (..., du, du)."""
     du = L.shape[-1]

@@ -9,7 +9,7 @@ products instead of three small ones (same maths, fewer, larger kernels on a CPU
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -63,8 +63,14 @@ class StackedMLP(nn.Module):
             else:
                 h = jnp.einsum("kbi,kio->kbo", h, W[idx]) + b[idx]
                 if self.batch_norm:
+                    # Statistics per (member, unit), over the batch axis only. Flax annotates
+                    # ``axis`` as int; its implementation also takes a tuple of feature axes.
+                    feature_axes = cast(int, (0, 2))
                     h = nn.BatchNorm(
-                        use_running_average=not train, momentum=0.99, axis=(0, 2), name=f"bn{i}"
+                        use_running_average=not train,
+                        momentum=0.99,
+                        axis=feature_axes,
+                        name=f"bn{i}",
                     )(h)
                 h = nn.relu(h)
             din = size
@@ -98,11 +104,20 @@ def fill_lower_triangular(entries: jax.Array, n: int, max_log_diag: float) -> ja
 
 
 class NAFOutputs(NamedTuple):
-    """V (B,), mu (B, du) in [-1, 1], L (B, du, du) lower-triangular with P = L L^T."""
+    """V (B,), mu (B, du) in [-1, 1], L (B, du, du) lower-triangular with P = L L^T.
+
+    L is None when the network was called with ``heads="mu"`` (acting without NAF-P noise).
+    """
 
     V: jax.Array
     mu: jax.Array
-    L: jax.Array
+    L: jax.Array | None
+
+    def chol(self) -> jax.Array:
+        """L, or a clear error for outputs computed without it (``heads="mu"``)."""
+        if self.L is None:
+            raise ValueError("NAFOutputs has no L: it was computed with heads='mu'; use 'all'")
+        return self.L
 
 
 class NAFNetwork(nn.Module):
@@ -153,7 +168,7 @@ class NAFNetwork(nn.Module):
 
 def advantage(out: NAFOutputs, u: jax.Array) -> jax.Array:
     """A(x, u) = -1/2 ||L^T (u - mu)||^2 = -1/2 (u - mu)^T P (u - mu); shape (B,)."""
-    z = jnp.einsum("bij,bi->bj", out.L, u - out.mu)
+    z = jnp.einsum("bij,bi->bj", out.chol(), u - out.mu)
     return -0.5 * jnp.sum(z * z, axis=-1)
 
 
@@ -164,7 +179,8 @@ def q_value(out: NAFOutputs, u: jax.Array) -> jax.Array:
 
 def precision(out: NAFOutputs) -> jax.Array:
     """P(x) = L(x) L(x)^T, shape (B, du, du)."""
-    return out.L @ jnp.swapaxes(out.L, -1, -2)
+    L = out.chol()
+    return L @ jnp.swapaxes(L, -1, -2)
 
 
 class Actor(nn.Module):

@@ -21,16 +21,12 @@ class Agent(NamedTuple):
     - ``init(key) -> TrainState``
     - ``policy(state, obs (B, dx), with_precision=True) -> (mu (B, du), L (B, du, du) or
       None)``, deterministic; L is None for DDPG, and for NAF when not ``with_precision``
-    - ``value(state, obs (B, dx)) -> (B,)``: V(x) for NAF, Q(x, pi(x)) for DDPG
     - ``update(state, batch) -> (state, metrics)``: one minibatch update plus soft target update
     """
 
-    name: str
     init: Callable[[jax.Array], TrainState]
     policy: Callable[..., tuple[jax.Array, jax.Array | None]]
-    value: Callable[[TrainState, jax.Array], jax.Array]
     update: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
-    has_precision: bool = False
 
 
 def make_agent(algo: str, config: Config, obs_dim: int, act_dim: int) -> Agent:

@@ -61,10 +61,6 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     ) -> tuple[jax.Array, None]:
         return actor.apply(state.actor_params, obs, train=False), None
 
-    def value(state: TrainState, obs: jax.Array) -> jax.Array:
-        u = actor.apply(state.actor_params, obs, train=False)
-        return critic.apply(state.params, obs, u, train=False)
-
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         # Critic: y = r + gamma (1 - terminated) Q'(x', pi'(x')).
         u_next = actor.apply(state.target_actor_params, batch.next_obs, train=False)
@@ -117,4 +113,4 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         )
         return new_state, {"q_loss": q_loss, "mean_v": jnp.mean(q), "pi_loss": pi_loss}
 
-    return Agent("ddpg", init, policy, value, update, has_precision=False)
+    return Agent(init, policy, update)

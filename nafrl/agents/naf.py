@@ -75,9 +75,6 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         out = net.apply(state.params, obs, train=False, heads="policy" if with_precision else "mu")
         return out.mu, out.L
 
-    def value(state: TrainState, obs: jax.Array) -> jax.Array:
-        return net.apply(state.params, obs, train=False).V
-
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         def loss_of(p: Any) -> tuple[jax.Array, Any]:
             return td_loss(
@@ -101,4 +98,4 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         )
         return new_state, {"q_loss": loss, "mean_v": jnp.mean(out.V)}
 
-    return Agent("naf", init, policy, value, update, has_precision=True)
+    return Agent(init, policy, update)

@@ -2,8 +2,7 @@
 
 * :class:`SimulatorDynamics` -- the task's own simulator (true model, section 6.2).
 * :class:`LinearGaussianDynamics` -- per-time-step linear-Gaussian fits, refitted every n
-  episodes, with a GMM or Gaussian prior (section 5.3); :class:`ClusteredLinearGaussianDynamics`
-  for several initial-state modes.
+  episodes, with a GMM or Gaussian prior (section 5.3).
 * :class:`NeuralDynamics` -- a global MLP model (the failing baseline of section 6.3).
 
 Every model has ``fit(x (E, T+1, dx), u (E, T, du)) -> self``, a batched
@@ -11,14 +10,13 @@ Every model has ``fit(x (E, T+1, dx), u (E, T, du)) -> self``, a batched
 """
 
 from nafrl.models.base import DynamicsModel, LinearDynamics
-from nafrl.models.linear_gaussian import ClusteredLinearGaussianDynamics, LinearGaussianDynamics
+from nafrl.models.linear_gaussian import LinearGaussianDynamics
 from nafrl.models.neural import NeuralDynamics
 from nafrl.models.priors import NIW, GaussianPrior, GMMPrior
 from nafrl.models.simulator import SimulatorDynamics
 
 __all__ = [
     "NIW",
-    "ClusteredLinearGaussianDynamics",
     "DynamicsModel",
     "GMMPrior",
     "GaussianPrior",

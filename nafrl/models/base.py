@@ -17,14 +17,18 @@ Models whose ``step`` is a pure JAX function (``jittable = True``) also expose t
 parameters as a pytree (``params``) and the pure functions ``step_fn(params, x, u, t, key)``
 on single (unbatched) vectors and ``linearize_fn(params, x_hat, u_hat, t0)``, so the planner
 can ``jit``/``scan``/``vmap`` through them. The true simulator (``jittable = False``) runs in
-Python and plans in its own state coordinates; see :mod:`nafrl.models.simulator`.
+Python and plans in its own state coordinates z, with rewards on observations h(z): it
+satisfies :class:`ObservedDynamics`; see :mod:`nafrl.models.simulator`.
+
+Models know nothing of controllers or planners: :mod:`nafrl.planning` builds on this
+interface, never the other way round.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +86,38 @@ def check_episodes(x: Array, u: Array, who: str) -> tuple[np.ndarray, np.ndarray
     if not (np.isfinite(x).all() and np.isfinite(u).all()):
         raise ValueError(f"{who}.fit: states or actions contain NaN or inf")
     return x, u
+
+
+@runtime_checkable
+class ObservedDynamics(Protocol):
+    """A model that plans in its own state coordinates z while rewards are functions of the
+    observation o = h(z) (the true simulator, section 6.2).
+
+    The planner rolls such a model out in Python through ``step_observed`` and linearises it
+    through ``linearize_with_observation``, chaining the reward's expansion in (o, u)
+    through the observation's derivatives.
+    """
+
+    dx: int
+    """dz, the size of the planning state."""
+    du: int
+    do: int
+    """The size of an observation."""
+
+    def observe(self, z: Array) -> np.ndarray:
+        """Observations h(z) (..., do) of states z (..., dz)."""
+        ...
+
+    def step_observed(self, z: Array, u: Array) -> tuple[np.ndarray, np.ndarray]:
+        """Next states (B, dz) and their observations (B, do) for z (B, dz), u (B, du)."""
+        ...
+
+    def linearize_with_observation(
+        self, x_hat: Array, u_hat: Array, t0: int = 0
+    ) -> tuple[LinearDynamics, np.ndarray, np.ndarray, np.ndarray]:
+        """(dynamics along the nominal, obs (H+1, do), J = dh/dz (H+1, do, dz),
+        d^2 h / dz_i^2 (H+1, do, dz))."""
+        ...
 
 
 class DynamicsModel(abc.ABC):

@@ -11,10 +11,12 @@ Without a prior and without ridge this is exactly ordinary least squares of x_{t
 [x_t; u_t; 1] with N_t the (maximum-likelihood) residual covariance. With n = 5 in tens of
 dimensions Sigma_{xu,xu} is singular: a ridge ``reg`` is added to it and, by default, a
 Gaussian-mixture prior fitted on all recent points (:mod:`nafrl.models.priors`) supplies the
-missing directions. For tasks with several initial-state modes,
-:class:`ClusteredLinearGaussianDynamics` clusters episodes by x_0 and fits one model per
-cluster (section 5.3, "a mixture of Gaussian initial states with separate time-varying
-linear models for each one").
+missing directions.
+
+The model assumes the initial state is deterministic or a low-variance Gaussian (section
+5.3). The paper's remedy for more varied initial states, a mixture of Gaussian initial
+states with one model each, is mentioned there but used in none of its experiments, and is
+not implemented here.
 """
 
 from __future__ import annotations
@@ -115,9 +117,7 @@ class LinearGaussianDynamics(DynamicsModel):
         self._f: np.ndarray | None = None
         self._cov: np.ndarray | None = None
         self._params: LGParams | None = None
-        self.x0_mean: np.ndarray | None = None
-        self.x0_cov: np.ndarray | None = None
-        self.x_mean: np.ndarray | None = None
+        self._x0: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.n_fits = 0
 
     # -- construction -------------------------------------------------------------------
@@ -172,9 +172,8 @@ class LinearGaussianDynamics(DynamicsModel):
         F, f, cov = condition_gaussian(mu, sigma, dx + du, self.reg)
         cov = project_psd(cov, self.noise_floor)
         self._set(F, f, cov)
-        self.x0_mean, x0_cov = empirical_moments(x[:, 0])
-        self.x0_cov = x0_cov + self.reg * np.eye(dx)
-        self.x_mean = x.mean(0)
+        x0_mean, x0_cov = empirical_moments(x[:, 0])
+        self._x0 = (x0_mean, x0_cov + self.reg * np.eye(dx), x.mean(0))
         self.n_fits += 1
 
     # -- parameters ---------------------------------------------------------------------
@@ -208,6 +207,29 @@ class LinearGaussianDynamics(DynamicsModel):
     def horizon(self) -> int:
         return int(self.F.shape[0])
 
+    def _require_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._x0 is None:
+            raise RuntimeError(
+                "LinearGaussianDynamics has no state statistics: they come from fit(x, u) "
+                "(a model made by from_params has none)"
+            )
+        return self._x0
+
+    @property
+    def x0_mean(self) -> np.ndarray:
+        """(dx,) mean of the initial states of the last fit."""
+        return self._require_data()[0]
+
+    @property
+    def x0_cov(self) -> np.ndarray:
+        """(dx, dx) covariance of those initial states (plus the ridge ``reg``)."""
+        return self._require_data()[1]
+
+    @property
+    def x_mean(self) -> np.ndarray:
+        """(T+1, dx) mean state per time step of the last fit."""
+        return self._require_data()[2]
+
     @property
     def linear(self) -> LinearDynamics:
         """The fitted parameters as a :class:`LinearDynamics` (float64 NumPy)."""
@@ -240,117 +262,3 @@ class LinearGaussianDynamics(DynamicsModel):
         return LinearDynamics(
             params.F[idx].astype(dt), params.f[idx].astype(dt), params.cov[idx].astype(dt)
         )
-
-
-class ClusteredLinearGaussianDynamics(DynamicsModel):
-    """One :class:`LinearGaussianDynamics` per cluster of initial states (section 5.3).
-
-    Episodes are clustered by x_0 with k-means (k-means++ seeding, fixed ``seed``); each
-    cluster with at least one episode gets its own time-varying model, and all clusters share
-    one prior. ``step`` routes each state to the cluster whose mean state at that time step
-    is nearest; :meth:`model_for` returns the cluster model for planning from an x_0.
-
-    Args:
-        n_clusters: number of initial-state modes.
-        seed: seeds the k-means initialisation.
-        **kwargs: passed to each :class:`LinearGaussianDynamics` (``prior``, ``reg``, ...).
-    """
-
-    def __init__(self, n_clusters: int = 2, seed: int = 0, **kwargs: Any) -> None:
-        if n_clusters < 1:
-            raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
-        self.n_clusters, self.seed = int(n_clusters), int(seed)
-        self._kwargs = kwargs
-        self.prior = make_prior(kwargs.pop("prior", "gmm"), **kwargs.pop("prior_kwargs", {}))
-        self.models: list[LinearGaussianDynamics] = []
-        self.centers: np.ndarray | None = None
-        self._params: tuple[LGParams, jax.Array] | None = None
-
-    def fit(self, x: Array, u: Array) -> ClusteredLinearGaussianDynamics:
-        x, u = check_episodes(x, u, type(self).__name__)
-        if self.prior is not None:
-            self.prior.update(x, u)
-        labels, centers = kmeans(x[:, 0], self.n_clusters, self.seed)
-        self.models, keep = [], []
-        for c in range(len(centers)):
-            sel = labels == c
-            if not sel.any():
-                continue
-            m = LinearGaussianDynamics(prior=None, **self._kwargs)
-            m.prior = self.prior
-            m._fit_batch(x[sel], u[sel])
-            self.models.append(m)
-            keep.append(c)
-        self.centers = centers[keep]
-        self.dx, self.du = x.shape[2], u.shape[2]
-        per_model = zip(*(m.params for m in self.models), strict=True)
-        stacked = LGParams(*(jnp.stack(a) for a in per_model))
-        x_means = jnp.asarray(np.stack([m.x_mean for m in self.models]))  # type: ignore[misc]
-        self._params = (stacked, x_means)
-        return self
-
-    def cluster_of(self, x0: Array) -> int:
-        """Index of the cluster whose initial-state centre is nearest to x0 (dx,)."""
-        if self.centers is None:
-            raise RuntimeError("ClusteredLinearGaussianDynamics: call fit first")
-        return int(np.argmin(((self.centers - np.asarray(x0)) ** 2).sum(-1)))
-
-    def model_for(self, x0: Array) -> LinearGaussianDynamics:
-        """The cluster model to plan with from initial state x0 (dx,)."""
-        return self.models[self.cluster_of(x0)]
-
-    @property
-    def params(self) -> tuple[LGParams, jax.Array]:
-        if self._params is None:
-            raise RuntimeError("ClusteredLinearGaussianDynamics: call fit first")
-        return self._params
-
-    @staticmethod
-    def step_fn(
-        params: tuple[LGParams, jax.Array],
-        x: jax.Array,
-        u: jax.Array,
-        t: jax.Array,
-        key: jax.Array | None,
-    ) -> jax.Array:
-        lg, x_means = params
-        tc = jnp.clip(t, 0, x_means.shape[1] - 1)
-        c = jnp.argmin(((x_means[:, tc] - x) ** 2).sum(-1))
-        one = jax.tree.map(lambda a: a[c], lg)
-        return LinearGaussianDynamics.step_fn(one, x, u, t, key)
-
-    @staticmethod
-    def linearize_fn(
-        params: tuple[LGParams, jax.Array], x_hat: jax.Array, u_hat: jax.Array, t0: jax.Array
-    ) -> LinearDynamics:
-        lg, x_means = params
-        tc = jnp.clip(t0, 0, x_means.shape[1] - 1)
-        c = jnp.argmin(((x_means[:, tc] - x_hat[0]) ** 2).sum(-1))
-        one = jax.tree.map(lambda a: a[c], lg)
-        return LinearGaussianDynamics.linearize_fn(one, x_hat, u_hat, t0)
-
-
-def kmeans(
-    X: np.ndarray, k: int, seed: int = 0, iterations: int = 50
-) -> tuple[np.ndarray, np.ndarray]:
-    """k-means with k-means++ seeding on X (N, d): (labels (N,), centers (k', d)), k' <= k."""
-    rng = np.random.default_rng(seed)
-    N = len(X)
-    k = min(k, N)
-    centers = [X[rng.integers(N)]]
-    for _ in range(1, k):
-        d2 = np.min(((X[:, None] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
-        if d2.sum() <= 0:
-            break
-        centers.append(X[rng.choice(N, p=d2 / d2.sum())])
-    C = np.asarray(centers)
-    labels = np.zeros(N, dtype=int)
-    for _ in range(iterations):
-        labels = np.argmin(((X[:, None] - C[None]) ** 2).sum(-1), axis=1)
-        newC = np.array(
-            [X[labels == j].mean(0) if (labels == j).any() else C[j] for j in range(len(C))]
-        )
-        if np.allclose(newC, C):
-            break
-        C = newC
-    return labels, C

@@ -307,14 +307,17 @@ class GMMPrior:
         return NIW(mu0, self.strength * cov, self.strength, self.strength)
 
 
-def make_prior(kind: str | DynamicsPrior | None, **kwargs: float) -> DynamicsPrior | None:
-    """``"gmm"``, ``"gaussian"``, ``None``/``"none"``, or an object with update/eval."""
+def make_prior(kind: str | DynamicsPrior | None, **kwargs: Any) -> DynamicsPrior | None:
+    """``"gmm"``, ``"gaussian"``, ``None``/``"none"``, or an object with update/eval.
+
+    ``kwargs`` go to the prior's constructor (:class:`GMMPrior` or :class:`GaussianPrior`).
+    """
     if kind is None or kind == "none":
         return None
     if kind == "gmm":
-        return GMMPrior(**kwargs)  # type: ignore[arg-type]
+        return GMMPrior(**kwargs)
     if kind == "gaussian":
-        return GaussianPrior(**kwargs)  # type: ignore[arg-type]
+        return GaussianPrior(**kwargs)
     if isinstance(kind, str):
         raise ValueError(f"unknown prior {kind!r}; accepted: 'gmm', 'gaussian', 'none' or None")
     return kind

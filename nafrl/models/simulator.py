@@ -31,28 +31,30 @@ noisy; all of this runs in Python (about 50 us per environment step for cartpole
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
+from nafrl.envs.base import MujocoTaskEnv
 from nafrl.models.base import Array, DynamicsModel, LinearDynamics
-
-if TYPE_CHECKING:
-    from nafrl.envs.base import MujocoTaskEnv
-    from nafrl.planning.ilqg import LinearGaussianController
 
 
 def private_copy(env: gym.Env | str) -> MujocoTaskEnv:
     """A fresh, unwrapped instance of the same task (same id and kwargs) to step freely."""
     if isinstance(env, str):
-        return gym.make(env).unwrapped  # type: ignore[return-value]
-    base = env.unwrapped
-    spec = env.spec if env.spec is not None else getattr(base, "spec", None)
-    if spec is not None:
-        return gym.make(spec.id, **dict(spec.kwargs or {})).unwrapped  # type: ignore[return-value]
-    return type(base)()  # type: ignore[return-value]
+        copy = gym.make(env).unwrapped
+    else:
+        base = env.unwrapped
+        spec = env.spec if env.spec is not None else base.spec
+        copy = gym.make(spec.id, **dict(spec.kwargs or {})).unwrapped if spec else type(base)()
+    if not isinstance(copy, MujocoTaskEnv):
+        raise TypeError(
+            f"SimulatorDynamics needs an environment with get_state/set_state/observe "
+            f"(a nafrl MujocoTaskEnv); got {type(copy).__name__}"
+        )
+    return copy
 
 
 class SimulatorDynamics(DynamicsModel):
@@ -71,14 +73,7 @@ class SimulatorDynamics(DynamicsModel):
     jittable = False
 
     def __init__(self, env: gym.Env | str, eps: float = 1e-5) -> None:
-        self.env = private_copy(env)
-        e = self.env
-        for name in ("get_state", "set_state", "observe"):
-            if not hasattr(e, name):
-                raise TypeError(
-                    f"SimulatorDynamics needs an environment with get_state/set_state/observe "
-                    f"(a nafrl MujocoTaskEnv); {type(e).__name__} has no {name}"
-                )
+        self.env = e = private_copy(env)
         m = e.model
         self.nq, self.nv, self.na = int(m.nq), int(m.nv), int(m.na)
         self.dx = self.nq + self.nv + self.na
@@ -166,37 +161,21 @@ class SimulatorDynamics(DynamicsModel):
             xs.append(self._step(ut))
         return np.stack(xs)
 
-    def rollout_controller(
-        self,
-        x0: Array,
-        ctrl: LinearGaussianController,
-        alphas: Array,
-        t0: int = 0,
-        u_bounds: tuple[float, float] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean closed-loop rollouts u = u_hat + alpha k + K (z - x_hat), one per alpha.
+    def step_observed(self, z: Array, u: Array) -> tuple[np.ndarray, np.ndarray]:
+        """Next z (B, dz) and its observations (B, do) for a batch z (B, dz), u (B, du).
 
-        Returns z (A, T+1, dz), u (A, T, du), observations (A, T+1, do).
+        Each step starts from ``set_state`` of the template with that z, so terminal flags
+        never stop a plan. One environment step per row, as :meth:`step`.
         """
-        K, k = np.asarray(ctrl.K, np.float64), np.asarray(ctrl.k, np.float64)
-        xh, uh = np.asarray(ctrl.x_hat, np.float64), np.asarray(ctrl.u_hat, np.float64)
-        alphas = np.asarray(alphas, np.float64)
-        A, T = len(alphas), len(k)
-        zs = np.empty((A, T + 1, self.dx))
-        us = np.empty((A, T, self.du))
-        obs = np.empty((A, T + 1, self.do))
-        lo, hi = (-np.inf, np.inf) if u_bounds is None else u_bounds
-        for a, alpha in enumerate(alphas):
-            z = np.asarray(x0, np.float64)
-            obs[a, 0] = self._set(z)
-            zs[a, 0] = z
-            for t in range(T):
-                u = np.clip(uh[t] + alpha * k[t] + K[t] @ (z - xh[t]), lo, hi)
-                if t:
-                    self._set(z)  # from the template each step: terminal flags never stop a plan
-                z = self._step(u)
-                zs[a, t + 1], us[a, t], obs[a, t + 1] = z, u, self.env.observe()
-        return zs, us, obs
+        z = np.atleast_2d(np.asarray(z, np.float64))
+        u = np.atleast_2d(np.asarray(u, np.float64))
+        nxt = np.empty_like(z)
+        obs = np.empty((len(z), self.do))
+        for i in range(len(z)):
+            self._set(z[i])
+            nxt[i] = self._step(u[i])
+            obs[i] = self.env.observe()
+        return nxt, obs
 
     def linearize(self, x_hat: Array, u_hat: Array, t0: int = 0) -> LinearDynamics:
         """F_t by central differences along (x_hat (H+1, dz), u_hat (H, du)); f_t, N_t = 0 noise."""
@@ -252,21 +231,3 @@ class SimulatorDynamics(DynamicsModel):
                 f[t] = fz0 - F[t] @ np.concatenate([z0, uh[t]])
         lin = LinearDynamics(F, f, np.zeros((H, dz, dz)))
         return lin, obs, J, D2
-
-    # -- imagination rollouts with the true model ---------------------------------------
-    def step_states(self, states: Array, actions: Array) -> tuple[np.ndarray, np.ndarray]:
-        """Step full env states (B, S) (from ``get_state``) with actions (B, du).
-
-        For imagination rollouts from replayed simulator states (section 6.2). Returns the
-        next full states (B, S) and their observations (B, do). The step counter is kept, so
-        a state at t = T cannot be stepped (the env would need a reset).
-        """
-        states = np.atleast_2d(np.asarray(states, np.float64))
-        actions = np.atleast_2d(np.asarray(actions, np.float64))
-        nxt = np.empty_like(states)
-        obs = np.empty((len(states), self.do))
-        for i in range(len(states)):
-            self.env.set_state(states[i])
-            self.env.step(actions[i])
-            nxt[i], obs[i] = self.env.get_state(), self.env.observe()
-        return nxt, obs

@@ -1,26 +1,34 @@
-"""Planning with dynamics models: iLQG with a KL trust region (section 3, appendix 8.1),
-MPC (appendix 8.6) and model-guided exploration (section 5.1).
+"""Planning with dynamics models (paper section 3, appendix 8.1): iLQG, the KL-constrained
+step, MPC (appendix 8.6) and model-guided exploration (section 5.1).
 
-    >>> from nafrl.planning import ilqg, MPC, GuidedExploration
+One module per concept:
+
+* :mod:`~nafrl.planning.controller` -- the linear-Gaussian controller of equations (4)/(6).
+* :mod:`~nafrl.planning.lqr` -- reward expansion, the backward pass of equation (5),
+  Gaussian forward passes and closed-loop rollouts, shared by both solvers.
+* :mod:`~nafrl.planning.ilqg` -- unconstrained iLQG with line search and regularisation.
+* :mod:`~nafrl.planning.kl_step` -- one KL-constrained step against a previous controller.
+* :mod:`~nafrl.planning.mpc` -- receding-horizon iLQG.
+
+    >>> from nafrl.planning import ilqg, kl_constrained_step, MPC
     >>> ctrl = ilqg(model, env.unwrapped.reward, x0, u_init)        # K, k, x_hat, u_hat, cov
-    >>> ctrl = ilqg(model, reward, x0, u_init, prev=ctrl, kl_step=0.2)  # KL-constrained step
+    >>> ctrl, info = kl_constrained_step(model, reward, x0, ctrl, kl_step=0.2)
 
 Note: ``nafrl.planning.ilqg`` is the function; the module is ``nafrl.planning.ilqg`` in
 ``sys.modules`` (import names from it with ``from nafrl.planning.ilqg import ...``).
 """
 
+from nafrl.planning.controller import LinearGaussianController
 from nafrl.planning.guided import GuidedConfig, GuidedExploration
-from nafrl.planning.ilqg import (
-    ILQGInfo,
-    LinearGaussianController,
+from nafrl.planning.ilqg import ILQGInfo, ilqg, ilqg_solve
+from nafrl.planning.kl_step import KLStepInfo, kl_constrained_step, trajectory_kl
+from nafrl.planning.lqr import (
     QuadraticReward,
     backward_pass,
     evaluate_controller,
     forward_marginals,
-    ilqg,
-    ilqg_solve,
     quadratize,
-    trajectory_kl,
+    rollout_controller,
 )
 from nafrl.planning.mpc import MPC
 
@@ -29,6 +37,7 @@ __all__ = [
     "GuidedConfig",
     "GuidedExploration",
     "ILQGInfo",
+    "KLStepInfo",
     "LinearGaussianController",
     "QuadraticReward",
     "backward_pass",
@@ -36,6 +45,8 @@ __all__ = [
     "forward_marginals",
     "ilqg",
     "ilqg_solve",
+    "kl_constrained_step",
     "quadratize",
+    "rollout_controller",
     "trajectory_kl",
 ]

@@ -78,7 +78,10 @@ from nafrl.models.base import DynamicsModel
 from nafrl.models.linear_gaussian import LinearGaussianDynamics
 from nafrl.models.neural import NeuralDynamics
 from nafrl.models.simulator import SimulatorDynamics
-from nafrl.planning.ilqg import LinearGaussianController, evaluate_controller, ilqg_solve
+from nafrl.planning.controller import LinearGaussianController
+from nafrl.planning.ilqg import ilqg_solve
+from nafrl.planning.kl_step import kl_constrained_step
+from nafrl.planning.lqr import evaluate_controller
 from nafrl.planning.mpc import MPC
 
 
@@ -328,12 +331,11 @@ class GuidedExploration:
             self._predicted = None
         elif cfg.adapt_kl_step and self._predicted is not None:
             self._adapt_step(lg, prev)
-        self.controller, self.last_info = ilqg_solve(
+        self.controller, self.last_info = kl_constrained_step(
             lg,
             self.reward,
             lg.x0_mean,
-            np.zeros((self.T, self.du)),
-            prev=prev,
+            prev,
             kl_step=cfg.kl_step * self.kl_step_mult,
             x0_cov=lg.x0_cov,
         )

@@ -22,13 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from nafrl.models.base import Array, DynamicsModel
-from nafrl.planning.ilqg import (
-    ILQGInfo,
-    LinearGaussianController,
-    RewardFn,
-    TerminalFn,
-    ilqg_solve,
-)
+from nafrl.planning.controller import LinearGaussianController
+from nafrl.planning.ilqg import ILQGInfo, ilqg_solve
+from nafrl.planning.lqr import RewardFn, TerminalFn
 
 
 class MPC:

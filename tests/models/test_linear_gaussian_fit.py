@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from nafrl.models import (
-    ClusteredLinearGaussianDynamics,
     GaussianPrior,
     GMMPrior,
     LinearGaussianDynamics,
@@ -106,10 +105,22 @@ def test_prior_makes_n5_fit_well_posed_in_20_dimensions(prior):
 def test_prior_keeps_only_recent_episodes():
     rng = np.random.default_rng(4)
     F, f, N = _system(rng, T=4, dx=2, du=1)
-    prior = GaussianPrior(max_episodes=7)
-    for _ in range(3):
-        prior.update(*_sample(rng, F, f, N, E=5))
-    assert prior._store.x.shape[0] == 7
+    prior = GaussianPrior(max_episodes=7, reg=0.0)
+    batches = [_sample(rng, F, f, N, E=5) for _ in range(3)]
+    for x, u in batches:
+        prior.update(x, u)
+    x = np.concatenate([b[0] for b in batches])
+    u = np.concatenate([b[1] for b in batches])
+
+    def moments(x, u):  # the pooled [x_t; u_t; x_t+1] points of these episodes
+        pts = np.concatenate([x[:, :-1], u, x[:, 1:]], axis=-1).reshape(-1, 5)
+        return pts.mean(0), np.cov(pts.T, bias=True)
+
+    mean7, cov7 = moments(x[-7:], u[-7:])
+    np.testing.assert_allclose(prior.mean, mean7, atol=1e-12)
+    np.testing.assert_allclose(prior.cov, cov7, atol=1e-12)
+    mean15, _ = moments(x, u)  # all 15 episodes would give another mean
+    assert np.abs(prior.mean - mean15).max() > 1e-3
 
 
 def test_step_mean_noise_and_from_params():
@@ -129,25 +140,6 @@ def test_step_mean_noise_and_from_params():
     np.testing.assert_allclose(np.cov(samples.T), N[1], atol=0.1 * np.abs(N[1]).max())
     roll = np.asarray(m.rollout(x[0], np.zeros((3, 1))))
     assert roll.shape == (4, 3)
-
-
-def test_clustered_model_routes_by_initial_state():
-    rng = np.random.default_rng(6)
-    F1, f1, N1 = _system(rng, T=4, dx=2, du=1, noise=0.01)
-    F2, f2, N2 = F1.copy(), f1 + 3.0, N1
-    xa, ua = _sample(rng, F1, f1, N1, E=30, x0_std=0.05)
-    xb, ub = _sample(rng, F2, f2, N2, E=30, x0_std=0.05)
-    xb[:, 0] += 5.0  # second mode: another offset f and initial states near +5
-    for t in range(4):
-        z = np.concatenate([xb[:, t], ub[:, t]], 1)
-        xb[:, t + 1] = z @ F2[t].T + f2[t]
-    m = ClusteredLinearGaussianDynamics(n_clusters=2, prior=None, reg=1e-8)
-    m.fit(np.concatenate([xa, xb]), np.concatenate([ua, ub]))
-    assert len(m.models) == 2
-    cb = m.model_for(xb[0, 0])
-    np.testing.assert_allclose(cb.f, f2, atol=0.05)
-    pred = np.asarray(m.step(xb[:5, 2], ub[:5, 2], 2))
-    np.testing.assert_allclose(pred, xb[:5, 3], atol=0.05)
 
 
 def test_fit_rejects_bad_shapes():

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from nafrl.models import DynamicsModel, LinearDynamics, LinearGaussianDynamics
-from nafrl.planning import LinearGaussianController, ilqg, ilqg_solve
-from nafrl.planning.ilqg import forward_marginals, trajectory_kl
+from nafrl.planning import (
+    LinearGaussianController,
+    forward_marginals,
+    ilqg,
+    ilqg_solve,
+    kl_constrained_step,
+    trajectory_kl,
+)
 
 
 def _lq(rng, T=20, dx=4, du=2):
@@ -134,9 +140,7 @@ def test_kl_step_satisfies_its_constraint(kl_step):
 
         x0, S0 = np.ones(dx), 0.01 * np.eye(dx)
         prev = LinearGaussianController.open_loop(np.zeros((T + 1, dx)), np.zeros((T, du)), 0.5)
-        ctrl, info = ilqg_solve(
-            model, reward, x0, np.zeros((T, du)), prev=prev, kl_step=kl_step, x0_cov=S0
-        )
+        ctrl, info = kl_constrained_step(model, reward, x0, prev, kl_step=kl_step, x0_cov=S0)
         bound = kl_step * T
         assert info.kl_bound == pytest.approx(bound)
         assert abs(info.kl - bound) <= 0.1 * bound
@@ -148,9 +152,7 @@ def test_kl_step_satisfies_its_constraint(kl_step):
         # Improvement over the previous controller, and a larger bound improves more.
         assert info.eta > 0
         if kl_step == 0.5:
-            small = ilqg_solve(
-                model, reward, x0, np.zeros((T, du)), prev=prev, kl_step=0.05, x0_cov=S0
-            )[1]
+            small = kl_constrained_step(model, reward, x0, prev, kl_step=0.05, x0_cov=S0)[1]
             assert info.expected_return > small.expected_return
 
 
