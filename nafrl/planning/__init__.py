@@ -1,7 +1,8 @@
 """Planning with dynamics models: iLQG with a KL trust region (section 3, appendix 8.1),
-MPC (appendix 8.6) and model-guided exploration (section 5.1).
+MPC (appendix 8.6). Model-guided exploration (section 5.1) is part of Algorithm 2, in
+:mod:`nafrl.algorithms.model_based`.
 
-    >>> from nafrl.planning import ilqg, MPC, GuidedExploration
+    >>> from nafrl.planning import ilqg, MPC
     >>> ctrl = ilqg(model, env.unwrapped.reward, x0, u_init)        # K, k, x_hat, u_hat, cov
     >>> ctrl = ilqg(model, reward, x0, u_init, prev=ctrl, kl_step=0.2)  # KL-constrained step
 
@@ -9,7 +10,6 @@ Note: ``nafrl.planning.ilqg`` is the function; the module is ``nafrl.planning.il
 ``sys.modules`` (import names from it with ``from nafrl.planning.ilqg import ...``).
 """
 
-from nafrl.planning.guided import GuidedConfig, GuidedExploration
 from nafrl.planning.ilqg import (
     ILQGInfo,
     LinearGaussianController,
@@ -26,8 +26,6 @@ from nafrl.planning.mpc import MPC
 
 __all__ = [
     "MPC",
-    "GuidedConfig",
-    "GuidedExploration",
     "ILQGInfo",
     "LinearGaussianController",
     "QuadraticReward",
