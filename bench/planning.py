@@ -46,16 +46,12 @@ import jax
 import numpy as np
 
 import nafrl.envs  # noqa: F401  (registers the tasks)
+from nafrl.algorithms.model_based import ModelBasedAcceleration
+from nafrl.config import Config
 from nafrl.envs.registry import TASKS
 from nafrl.models import LinearGaussianDynamics, NeuralDynamics, SimulatorDynamics
-from nafrl.planning import (
-    MPC,
-    GuidedConfig,
-    GuidedExploration,
-    LinearGaussianController,
-    ilqg_solve,
-    kl_constrained_step,
-)
+from nafrl.planning import MPC, LinearGaussianController, ilqg_solve, kl_constrained_step
+from nafrl.rollout import run_episode
 
 DEFAULT_TASKS = [
     "nafrl/Cartpole-v0",
@@ -69,12 +65,7 @@ HORIZON = {"nafrl/Cartpole-v0": 30}  # MPC horizon H; 20 elsewhere
 
 
 def _episode(env: gym.Env, seed: int, act: Any) -> float:
-    obs, _ = env.reset(seed=seed)
-    ret, done, t = 0.0, False, 0
-    while not done:
-        obs, r, term, trunc, _ = env.step(act(obs, t))
-        ret, done, t = ret + float(r), term or trunc, t + 1
-    return ret
+    return run_episode(env, act, seed=seed).total_reward
 
 
 def random_return(task: str, episodes: int) -> float:
@@ -127,28 +118,25 @@ def mpc_true(task: str, episodes: int, horizon: int) -> tuple[float, float]:
 def guided_loop(task: str, mode: str, rounds: int) -> dict[str, Any]:
     """Rounds of n = 5 episodes; the controller is refitted after each round."""
     env = gym.make(task)
-    cfg = GuidedConfig(ilqg_fraction=1.0, model="linear", mode=mode, kl_step=0.5, mpc_horizon=20)
-    guide = GuidedExploration(env, cfg)
+    cfg = Config(model="linear", ilqg_fraction=1.0, planner=mode, kl_step=0.5, mpc_horizon=20)
+    # Algorithm 2's model side without an agent: one model M refitted every n episodes,
+    # guided actions = the controller's mean + N_t (here Gaussian, std 0.3).
+    guide = ModelBasedAcceleration(cfg, env)
     key, rng = jax.random.PRNGKey(0), np.random.default_rng(0)
     batch_returns: list[float] = []
     for r in range(rounds):
         rets = []
         for i in range(cfg.refit_every):
             obs, _ = env.reset(seed=1000 * r + i)
-            key, k = jax.random.split(key)
-            driven = guide.start_episode(k, env)
-            xs, us, ret = [obs], [], 0.0
+            driven, key = guide.begin_episode(obs, key)
+            ret = 0.0
             for t in range(env.unwrapped.horizon):
-                if driven:
-                    key, k = jax.random.split(key)
-                    u = guide.act(obs, t, k)
-                else:
-                    u = np.clip(0.3 * rng.standard_normal(env.action_space.shape), -1, 1)
+                noise = 0.3 * rng.standard_normal(env.action_space.shape)
+                u = guide.guided_action(obs, t, noise) if driven else np.clip(noise, -1, 1)
                 obs, rew, *_ = env.step(u)
-                xs.append(obs)
-                us.append(u)
+                guide.record(u, obs)
                 ret += float(rew)
-            guide.observe_episode(np.array(xs), np.array(us))
+            guide.end_episode()
             rets.append(ret)
         batch_returns.append(float(np.mean(rets)))
     return {

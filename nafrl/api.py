@@ -7,9 +7,11 @@
 
 The loop (:meth:`OffPolicyAgent.learn`) is Algorithm 1, flat: each environment step stores a
 transition in R, samples I minibatches, and makes one jitted call that does the I updates and
-picks the next action (:func:`nafrl.agents.common.make_train_step`). Everything that touches
-the outside world (environment, buffer, logging, checkpoints) lives here; the maths lives in
-:mod:`nafrl.agents`.
+picks the next action (:func:`nafrl.agents.common.make_train_step`). With a dynamics model it
+is Algorithm 2: the loop calls the hooks of
+:class:`~nafrl.algorithms.model_based.ModelBasedAcceleration` (who drives the episode,
+recording B, imagination into R_f, the I*l : I minibatches, refitting M). The maths lives in
+:mod:`nafrl.agents`, test episodes in :mod:`nafrl.rollout`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nafrl.agents.common import make_agent, make_train_step
-from nafrl.algorithms.imagination import ModelBasedAcceleration
+from nafrl.agents import ALGORITHMS, make_agent
+from nafrl.agents.common import make_train_step
+from nafrl.algorithms.model_based import ModelBasedAcceleration
 from nafrl.checkpoint import (
     CheckpointError,
     flatten_tree,
@@ -38,6 +41,7 @@ from nafrl.config import Config, ConfigError, make_config
 from nafrl.env_utils import ActionScaler, check_spaces, env_id, make_env
 from nafrl.logger import RunLogger
 from nafrl.replay import ReplayBuffer
+from nafrl.rollout import evaluate_policy
 from nafrl.types import Batch
 
 
@@ -48,7 +52,17 @@ class TrainingDivergedError(RuntimeError):
 class OffPolicyAgent:
     """Shared shell of NAF and DDPG: environment, replay buffer, loop, logging, checkpoints."""
 
-    algo: ClassVar[str] = ""
+    algo: ClassVar[str] = ""  # a name of nafrl.agents.ALGORITHMS
+    _classes: ClassVar[dict[str, type[OffPolicyAgent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.algo:
+            if cls.algo not in ALGORITHMS:
+                raise TypeError(
+                    f"{cls.__name__}.algo={cls.algo!r} is not in nafrl.agents.ALGORITHMS"
+                )
+            OffPolicyAgent._classes[cls.algo] = cls
 
     def __init__(
         self,
@@ -88,9 +102,7 @@ class OffPolicyAgent:
         # Section 5: dynamics model, fictional buffer R_f and episode buffers B, B_old.
         self.model_based: ModelBasedAcceleration | None = None
         if self.config.model != "none":
-            self.model_based = ModelBasedAcceleration(
-                self.config, self.agent, self.env, self.scaler, self.obs_dim, self.act_dim
-            )
+            self.model_based = ModelBasedAcceleration(self.config, self.env, self.agent)
         self.timers = {"env": 0.0, "update": 0.0}
 
         self.num_timesteps = 0
@@ -100,6 +112,7 @@ class OffPolicyAgent:
         self.eval_log: list[dict[str, Any]] = []
         self._obs: np.ndarray | None = None  # None between episodes
         self._guided = False  # is the current episode driven by the iLQG / MPC controller?
+        self._noise = jnp.zeros((self.act_dim,), jnp.float32)  # N_t of the current episode
         self._env_seeded = False
 
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -166,9 +179,8 @@ class OffPolicyAgent:
                 if self._obs is None:
                     self._begin_episode()
                 obs, action = self._obs, self._action
-                if self._guided:  # section 5.1: this episode is driven by iLQG / MPC
-                    self.key, sub = jax.random.split(self.key)
-                    action = np.asarray(mb.guide.act(obs, self._ep_len, sub), np.float32)
+                if self._guided:  # Algorithm 2: u_t = mu'(x_t, t) + N_t, mu' = iLQG / MPC
+                    action = mb.guided_action(obs, self._ep_len, np.asarray(self._noise))
                 t0 = time.perf_counter()
                 next_obs, reward, terminated, truncated, _ = self.env.step(
                     self.scaler.to_env(action)
@@ -184,10 +196,11 @@ class OffPolicyAgent:
                 self.timers["env"] += t1 - t0
 
                 # Algorithm 2: every m steps, m states of B_old rolled l steps into R_f.
-                imagining = mb is not None and self._imagination_on() and mb.ready
-                if imagining and self.num_timesteps % cfg.batch_size == 0:
-                    self.key, sub = jax.random.split(self.key)
-                    mb.imagine(self.state, self.rng, sub, self._policy_np)
+                imagining = False
+                if mb is not None:
+                    imagining, self.key = mb.maybe_imagine(
+                        self.num_timesteps, self.num_episodes, self.state, self.rng, self.key
+                    )
 
                 # Algorithm 1 (and 2): I minibatches from R (and I*l from R_f), updated in
                 # one jitted call that also picks the next action.
@@ -197,8 +210,10 @@ class OffPolicyAgent:
                     batches = empty
                 elif pending is not None:
                     batches, pending = self.buffer.complete(pending), None
+                elif mb is not None:  # I from R and, while imagining, I*l from R_f
+                    batches = mb.sample_batches(self.buffer, self.rng, imagining)
                 else:
-                    batches = self._sample_batches(imagining)
+                    batches = self.buffer.sample(self.rng, cfg.batch_size, cfg.updates_per_step)
                 out = self._train_step(
                     self.state,
                     self._noise,
@@ -235,35 +250,6 @@ class OffPolicyAgent:
             bar.close()
             if self.logger is not None:
                 self.logger.flush()
-
-    def _imagination_on(self) -> bool:
-        cfg = self.config
-        return cfg.imagination_length > 0 and (
-            cfg.imagination_off_after == 0 or self.num_episodes < cfg.imagination_off_after
-        )
-
-    def _sample_batches(self, imagining: bool) -> Batch:
-        """I minibatches from R; with imagination also I*l from R_f, interleaved so each
-        real minibatch is followed by its l fictional ones (Algorithm 2's I*l : I ratio)."""
-        cfg = self.config
-        real = self.buffer.sample(self.rng, cfg.batch_size, cfg.updates_per_step)
-        fict_buf = self.model_based.fictional if self.model_based is not None else None
-        if not imagining or fict_buf is None or len(fict_buf) < cfg.batch_size:
-            return real
-        l, I = cfg.imagination_length, cfg.updates_per_step
-        fict = fict_buf.sample(self.rng, cfg.batch_size, I * l)
-        return Batch(
-            *(
-                np.concatenate([r[:, None], f.reshape(I, l, *f.shape[1:])], axis=1).reshape(
-                    I * (l + 1), *r.shape[1:]
-                )
-                for r, f in zip(real, fict, strict=True)
-            )
-        )
-
-    def _policy_np(self, obs: np.ndarray) -> np.ndarray:
-        """mu(x) for a batch of observations, normalised actions (for the true-model rollouts)."""
-        return np.asarray(self._policy(self.state, np.asarray(obs, np.float32)))
 
     def _noise_kind(self) -> str:
         cfg = self.config
@@ -303,18 +289,15 @@ class OffPolicyAgent:
         self._action = np.asarray(out.action)
         self._ep_return, self._ep_len, self._ep_metrics = 0.0, 0, []
         self._guided = False
-        if self.model_based is not None:
-            self.model_based.begin_episode(self._obs)
-            if self.model_based.guide is not None:
-                self.key, sub = jax.random.split(self.key)
-                self._guided = self.model_based.guide.start_episode(sub, self.env)
+        if self.model_based is not None:  # Algorithm 2: mu' from {mu, pi_iLQG}
+            self._guided, self.key = self.model_based.begin_episode(self._obs, self.key)
         self._ep_t0, self._ep_steps0 = time.perf_counter(), self.num_timesteps
 
     def _end_episode(self, bar: Any) -> None:
         self.num_episodes += 1
         self._obs = None
         if self.model_based is not None:
-            self.model_based.end_episode(self._guided)  # M <- Fit(B) every n episodes
+            self.model_based.end_episode()  # M <- Fit(B) every n episodes
         metrics = {"q_loss": float("nan"), "mean_v": float("nan")}
         if self._ep_metrics:
             # One transfer of the whole list: jnp.stack would compile anew for every new
@@ -496,18 +479,14 @@ class DDPG(OffPolicyAgent):
     algo = "ddpg"
 
 
-def evaluate_policy(policy: Any, env: gym.Env, episodes: int, seed: int) -> list[float]:
-    """Returns of ``episodes`` episodes of ``policy(obs) -> action``, seeded seed, seed+1, ..."""
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            obs, r, terminated, truncated, _ = env.step(policy(np.asarray(obs, np.float32)))
-            total += float(r)
-            done = terminated or truncated
-        returns.append(total)
-    return returns
+def agent_class(algo: str) -> type[OffPolicyAgent]:
+    """The user-facing class of a registered algorithm (``NAF`` for 'naf', ...); an algorithm
+    of :data:`nafrl.agents.ALGORITHMS` without a class of its own gets a plain subclass."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
+    if algo not in OffPolicyAgent._classes:
+        type(algo.upper(), (OffPolicyAgent,), {"algo": algo, "__module__": __name__})
+    return OffPolicyAgent._classes[algo]
 
 
 def _env_rng_state(env: gym.Env) -> dict | None:
@@ -520,4 +499,11 @@ def _set_env_rng_state(env: gym.Env, state: dict) -> None:
     env.unwrapped.np_random.bit_generator.state = state
 
 
-__all__ = ["NAF", "DDPG", "OffPolicyAgent", "TrainingDivergedError", "evaluate_policy"]
+__all__ = [
+    "NAF",
+    "DDPG",
+    "OffPolicyAgent",
+    "TrainingDivergedError",
+    "agent_class",
+    "evaluate_policy",
+]

@@ -14,6 +14,9 @@ from typing import Any, Literal
 ExplorationKind = Literal["ou", "gaussian", "precision"]
 ModelKind = Literal["none", "true", "linear", "neural"]
 PlannerKind = Literal["ilqg", "mpc"]
+ModelPriorKind = Literal["gmm", "gaussian", "none"]
+PLANNER_KINDS: tuple[str, ...] = ("ilqg", "mpc")
+MODEL_PRIOR_KINDS: tuple[str, ...] = ("gmm", "gaussian", "none")
 EXPLORATION_KINDS: tuple[str, ...] = ("ou", "gaussian", "precision")
 MODEL_KINDS: tuple[str, ...] = ("none", "true", "linear", "neural")
 
@@ -89,6 +92,23 @@ class Config:
     project_imagined: bool = True
     """Map each imagined observation back onto the valid ones with the task's
     ``project_obs`` (consistent sin/cos, forward kinematics) when the task has one."""
+    model_prior: ModelPriorKind = "gmm"
+    """Prior of the time-varying linear model (section 5.3): 'gmm' (Levine & Abbeel 2014),
+    'gaussian' or 'none' (plain least squares per time step)."""
+    kl_step: float = 0.5
+    """Guided episodes, planner='ilqg' with the linear model: KL bound per time step of each
+    iLQG step (the whole-trajectory bound is kl_step * T)."""
+    adapt_kl_step: bool = False
+    """Adapt kl_step from the predicted versus the actual improvement after each refit (as in
+    guided policy search). Off by default: the Gaussian return estimates it relies on break
+    down for rewards with kinks (the reacher's distance), where it measured worse."""
+    mpc_horizon: int = 20
+    """Guided episodes, planner='mpc': planning horizon H (appendix 8.6)."""
+    mpc_iterations: int = 2
+    """Guided episodes, planner='mpc': iLQG iterations per control step."""
+    ilqg_iterations: int = 20
+    """Guided episodes, planner='ilqg' with the true or neural model: iterations of the
+    full-horizon iLQG solve at the start of each guided episode."""
 
     # --- evaluation, logging, checkpoints ---
     eval_interval: int = 10
@@ -137,6 +157,22 @@ class Config:
             self.ilqg_fraction,
             "a number in [0, 1]",
         )
+        _check(
+            self.planner in PLANNER_KINDS,
+            "planner",
+            self.planner,
+            f"one of {', '.join(PLANNER_KINDS)}",
+        )
+        _check(
+            self.model_prior in MODEL_PRIOR_KINDS,
+            "model_prior",
+            self.model_prior,
+            f"one of {', '.join(MODEL_PRIOR_KINDS)}",
+        )
+        _positive("kl_step", self.kl_step)
+        _int_at_least("mpc_horizon", self.mpc_horizon, 1)
+        _int_at_least("mpc_iterations", self.mpc_iterations, 1)
+        _int_at_least("ilqg_iterations", self.ilqg_iterations, 1)
         _int_at_least("imagination_length", self.imagination_length, 0)
         _int_at_least("imagination_off_after", self.imagination_off_after, 0)
         _int_at_least("refit_every", self.refit_every, 1)

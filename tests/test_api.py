@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 import nafrl
-from nafrl.api import TrainingDivergedError
+from nafrl.agents import ALGORITHMS, algorithm_names, make_agent
+from nafrl.api import OffPolicyAgent, TrainingDivergedError, agent_class
 from nafrl.checkpoint import CheckpointError
-from nafrl.config import ConfigError
+from nafrl.config import Config, ConfigError
 from nafrl.env_utils import EnvError
+from nafrl.rollout import evaluate_policy, run_episode
 
 SMALL = dict(
     hidden_sizes=(32, 32),
@@ -133,6 +135,12 @@ def test_unknown_env_and_discrete_actions_are_clear_errors(tmp_path):
         ("hidden_sizes", (0,)),
         ("model", "gp"),
         ("ilqg_fraction", 2.0),
+        ("planner", "shooting"),
+        ("model_prior", "dirichlet"),
+        ("kl_step", 0.0),
+        ("mpc_horizon", 0),
+        ("mpc_iterations", 0),
+        ("ilqg_iterations", 0),
     ],
 )
 def test_bad_config_values_name_the_field(field, value):
@@ -236,3 +244,52 @@ def test_training_compiles_nothing_after_the_first_episodes(xla_compilations):
     assert len(lengths) - n_before >= 5 and len(set(lengths)) == len(lengths)
     assert all(np.isfinite(r["q_loss"]) for r in m.episode_log[n_before:])
     assert compiled == []
+
+
+def test_one_algorithm_registry_names_every_class_and_agent():
+    assert algorithm_names() == tuple(ALGORITHMS) == ("naf", "ddpg")
+    assert agent_class("naf") is nafrl.NAF and agent_class("ddpg") is nafrl.DDPG
+    for name in algorithm_names():
+        assert agent_class(name).algo == name
+        assert make_agent(name, Config(), 3, 1).name == name
+    with pytest.raises(ValueError, match="unknown algorithm 'sac'; accepted: naf, ddpg"):
+        agent_class("sac")
+    with pytest.raises(ValueError, match="unknown algorithm 'sac'; accepted: naf, ddpg"):
+        make_agent("sac", Config(), 3, 1)
+    with pytest.raises(TypeError, match="not in nafrl.agents.ALGORITHMS"):
+        type("SAC", (OffPolicyAgent,), {"algo": "sac"})
+
+
+class _Countdown(gym.Env):
+    """Reward t at step t; terminates after ``n`` steps; the observation is (t, seed)."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, n):
+        self.n = n
+
+    def reset(self, *, seed=None, options=None):
+        self.t, self.seed_ = 0, seed
+        return np.array([0.0, seed or 0]), {}
+
+    def step(self, action):
+        r, self.t = float(self.t), self.t + 1
+        return np.array([self.t, self.seed_ or 0]), r, self.t >= self.n, False, {}
+
+
+def test_run_episode_and_evaluate_policy_count_steps_and_rewards():
+    env = _Countdown(5)
+    seen, frames = [], []
+    result = run_episode(
+        env,
+        lambda o, t: seen.append((t, o.dtype, o[1])) or np.zeros(1),
+        seed=7,
+        on_step=lambda o, r: frames.append(r),
+    )
+    assert result == (0 + 1 + 2 + 3 + 4, 5, True)
+    assert seen == [(t, np.float32, 7.0) for t in range(5)]  # t counts from 0, float32 obs
+    assert frames == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0]  # after the reset, then every step
+    assert evaluate_policy(lambda o: np.zeros(1), _Countdown(3), 4, seed=0) == [3.0] * 4
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        evaluate_policy(lambda o: np.zeros(1), env, 0, seed=0)

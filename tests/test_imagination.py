@@ -8,9 +8,9 @@ import pytest
 
 import nafrl
 from nafrl.agents import naf
-from nafrl.algorithms.imagination import TrueModelImagination, make_imagine
+from nafrl.algorithms.model_based import TrueModelImagination, make_imagine
 from nafrl.config import Config
-from nafrl.env_utils import ActionScaler
+from nafrl.env_utils import ActionScaler, EnvError
 
 SMALL = dict(
     hidden_sizes=(32, 32),
@@ -93,8 +93,8 @@ def test_true_model_imagination_equals_real_transitions():
         return a
 
     scaler = ActionScaler(base.action_space)
-    im = TrueModelImagination(env, policy, length=4, noise_scale=0.0, scaler=scaler)
-    out = im.imagine(np.stack(starts[:3]), np.random.default_rng(1))
+    im = TrueModelImagination(env, length=4, scaler=scaler)
+    out = im.imagine(np.stack(starts[:3]), policy)  # the policy's actions, without noise
     assert out["obs"].shape == (12, base.observation_space.shape[0])
     real = gym.make("nafrl/ReacherSingle-v0").unwrapped
     real.reset(seed=5)
@@ -151,18 +151,30 @@ def test_sampling_ratio_is_I_times_l_fictional_to_I_real():
     for _ in range(50):
         m.buffer.add(np.zeros(dx), np.zeros(du), 1.0, np.zeros(dx), False)
         m.model_based.fictional.add(np.zeros(dx), np.zeros(du), -1.0, np.zeros(dx), False)
-    b = m._sample_batches(imagining=True)
+    b = m.model_based.sample_batches(m.buffer, m.rng, imagining=True)
     assert b.reward.shape == (3 * (1 + 4), 16)
     source = b.reward[:, 0]
     np.testing.assert_array_equal(source, np.tile([1, -1, -1, -1, -1], 3))
-    assert m._sample_batches(imagining=False).reward.shape == (3, 16)
+    assert m.model_based.sample_batches(m.buffer, m.rng, imagining=False).reward.shape == (3, 16)
 
 
-def test_learned_models_need_a_task_with_reward_function():
+def test_model_based_options_need_a_nafrl_task_and_a_model():
     with pytest.raises(ValueError, match="get_state"):
         nafrl.NAF("Pendulum-v1", model="linear", imagination_length=5)
     with pytest.raises(ValueError, match="needs a dynamics model"):
         nafrl.NAF("nafrl/ReacherSingle-v0", imagination_length=5)
+
+
+@pytest.mark.parametrize("model", ["linear", "neural"])
+def test_learned_models_need_a_task_with_reward_function(model):
+    """A task without a JAX reward r(x, u) cannot score imagined transitions of a learned
+    model; the simulator (model='true') scores them itself, so it is accepted."""
+    env = gym.make("nafrl/ReacherSingle-v0")
+    env.unwrapped.has_reward_fn = False  # as a task whose reward is not a pure function
+    with pytest.raises(EnvError, match=r"reward r\(x, u\) as a JAX function"):
+        nafrl.NAF(env, model=model, imagination_length=5, **SMALL)
+    m = nafrl.NAF(env, model="true", imagination_length=5, **SMALL)
+    assert m.model_based is not None and m.model_based.model is None
 
 
 def test_model_based_run_saved_and_resumed_equals_uninterrupted(tmp_path):

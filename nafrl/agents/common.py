@@ -29,16 +29,6 @@ class Agent(NamedTuple):
     update: Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
 
 
-def make_agent(algo: str, config: Config, obs_dim: int, act_dim: int) -> Agent:
-    """``algo`` is 'naf' or 'ddpg'."""
-    from nafrl.agents import ddpg, naf
-
-    makers = {"naf": naf.make, "ddpg": ddpg.make}
-    if algo not in makers:
-        raise ValueError(f"unknown algorithm {algo!r}; accepted: naf, ddpg")
-    return makers[algo](config, obs_dim, act_dim)
-
-
 def make_optimizer(learning_rate: float, grad_clip_norm: float) -> optax.GradientTransformation:
     adam = optax.adam(learning_rate)
     if grad_clip_norm > 0:

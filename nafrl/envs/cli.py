@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from nafrl.envs.registry import TASKS, make
+from nafrl.rollout import run_episode
 
 __all__ = ["random_return", "record_policy", "render", "tasks"]
 
@@ -106,14 +107,13 @@ def record_policy(
     returns = []
     with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=1) as writer:
         for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep)
-            writer.append_data(env.render())
-            total, done = 0.0, False
-            while not done:
-                obs, r, terminated, truncated, _ = env.step(policy(obs))
-                writer.append_data(env.render())
-                total, done = total + float(r), terminated or truncated
-            returns.append(total)
+            result = run_episode(
+                env,
+                lambda o, t: policy(o),
+                seed=seed + ep,
+                on_step=lambda o, r: writer.append_data(env.render()),
+            )
+            returns.append(result.total_reward)
     env.close()
     print(f"wrote {out} ({episodes} episode(s), returns {[round(r, 3) for r in returns]})")
     return returns

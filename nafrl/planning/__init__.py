@@ -1,5 +1,6 @@
 """Planning with dynamics models (paper section 3, appendix 8.1): iLQG, the KL-constrained
-step, MPC (appendix 8.6) and model-guided exploration (section 5.1).
+step and MPC (appendix 8.6). Model-guided exploration (section 5.1) is part of Algorithm 2,
+in :mod:`nafrl.algorithms.model_based`.
 
 One module per concept:
 
@@ -19,7 +20,6 @@ Note: ``nafrl.planning.ilqg`` is the function; the module is ``nafrl.planning.il
 """
 
 from nafrl.planning.controller import LinearGaussianController
-from nafrl.planning.guided import GuidedConfig, GuidedExploration
 from nafrl.planning.ilqg import ILQGInfo, ilqg, ilqg_solve
 from nafrl.planning.kl_step import KLStepInfo, kl_constrained_step, trajectory_kl
 from nafrl.planning.lqr import (
@@ -34,8 +34,6 @@ from nafrl.planning.mpc import MPC
 
 __all__ = [
     "MPC",
-    "GuidedConfig",
-    "GuidedExploration",
     "ILQGInfo",
     "KLStepInfo",
     "LinearGaussianController",

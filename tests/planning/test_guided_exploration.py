@@ -1,4 +1,4 @@
-"""Model-guided exploration (section 5.1): the component the NAF trainer drives."""
+"""Model-guided exploration (section 5.1): Algorithm 2's controller, driven without an agent."""
 
 import gymnasium as gym
 import jax
@@ -6,34 +6,36 @@ import numpy as np
 import pytest
 
 import nafrl.envs  # noqa: F401
-from nafrl.planning.guided import GuidedConfig, GuidedExploration
+from nafrl.algorithms.model_based import ModelBasedAcceleration
+from nafrl.config import Config, ConfigError
+
+
+def _guide(env, **fields):
+    """Algorithm 2's model side with guided exploration only (no imagination, no agent)."""
+    return ModelBasedAcceleration(Config(**fields), env)
 
 
 def _episode(env, guide, key, seed, rng):
     obs, _ = env.reset(seed=seed)
-    key, k = jax.random.split(key)
-    driven = guide.start_episode(k, env)
-    xs, us, ret = [obs], [], 0.0
+    driven, key = guide.begin_episode(obs, key)
+    ret = 0.0
     for t in range(env.unwrapped.horizon):
+        noise = 0.3 * rng.standard_normal(env.action_space.shape)  # N_t
         if driven:
-            key, k = jax.random.split(key)
-            u = guide.act(obs, t, k)
+            u = guide.guided_action(obs, t, noise)
             assert u.shape == env.action_space.shape and np.all(np.abs(u) <= 1.0)
         else:
-            u = np.clip(0.3 * rng.standard_normal(env.action_space.shape), -1, 1)
+            u = np.clip(noise, -1, 1)
         obs, r, *_ = env.step(u)
-        xs.append(obs)
-        us.append(u)
+        guide.record(u, obs)
         ret += r
-    guide.observe_episode(np.array(xs), np.array(us))
+    guide.end_episode()
     return driven, ret, key
 
 
 def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
     env = gym.make("nafrl/ReacherSingle-v0")
-    guide = GuidedExploration(
-        env, GuidedConfig(ilqg_fraction=1.0, model="linear", refit_every=5, kl_step=0.5)
-    )
+    guide = _guide(env, ilqg_fraction=1.0, model="linear", refit_every=5, kl_step=0.5)
     key, rng = jax.random.PRNGKey(0), np.random.default_rng(0)
     driven = []
     for ep in range(10):
@@ -44,29 +46,28 @@ def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
     assert guide.refits == 2 and guide.controller is not None
     T = env.unwrapped.horizon
     assert guide.controller.K.shape == (T, 3, 13)
-    info = guide.last_info
+    info = guide.controller_info
     assert abs(info.kl - info.kl_bound) <= 0.1 * info.kl_bound
 
 
 def test_fraction_zero_never_drives_and_bad_config_is_rejected():
     env = gym.make("nafrl/ReacherSingle-v0")
-    guide = GuidedExploration(env, ilqg_fraction=0.0, model="true", mode="mpc")
-    assert guide.ready
-    assert not any(guide.start_episode(jax.random.PRNGKey(i), env) for i in range(20))
-    with pytest.raises(ValueError, match="ilqg_fraction"):
-        GuidedConfig(ilqg_fraction=1.5)
-    with pytest.raises(ValueError, match="mode"):
-        GuidedConfig(mode="shooting")  # type: ignore[arg-type]
+    guide = _guide(env, ilqg_fraction=0.0, model="true", planner="mpc")
+    obs, _ = env.reset(seed=0)
+    assert not any(guide.begin_episode(obs, jax.random.PRNGKey(i))[0] for i in range(20))
+    with pytest.raises(ConfigError, match="ilqg_fraction"):
+        Config(model="linear", ilqg_fraction=1.5)
+    with pytest.raises(ConfigError, match="planner"):
+        Config(model="linear", planner="shooting")  # type: ignore[arg-type]
 
 
 def test_true_model_mpc_guide_acts_from_the_simulator_state():
     env = gym.make("nafrl/Cartpole-v0")
-    guide = GuidedExploration(
-        env, ilqg_fraction=1.0, model="true", mode="mpc", mpc_horizon=10, action_noise=False
-    )
+    guide = _guide(env, ilqg_fraction=1.0, model="true", planner="mpc", mpc_horizon=10)
     obs, _ = env.reset(seed=0)
-    assert guide.start_episode(jax.random.PRNGKey(0), env)
-    u0 = guide.act(obs, 0)
+    assert guide.begin_episode(obs, jax.random.PRNGKey(0))[0]
+    assert guide.controller_ready
+    u0 = guide.guided_action(obs, 0, np.zeros(1))  # the controller's mean action
     assert u0.shape == (1,) and np.all(np.abs(u0) <= 1.0)
     # Planning ran on a private copy: the training env is where it was.
     np.testing.assert_array_equal(env.unwrapped.observe(), obs)
