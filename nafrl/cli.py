@@ -217,3 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             f"out of memory ({_one_line(e)}); choose a smaller buffer_size, hidden_sizes or "
             "batch_size"
         )
+
+
+if __name__ == "__main__":
+    main()

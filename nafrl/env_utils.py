@@ -72,13 +72,13 @@ def make_env(
     try:
         made = gym.make(env, render_mode=render_mode, **kwargs)
     except gym.error.DependencyNotInstalled as e:
-        raise EnvError(f"env {env!r} needs {_extra_hint(env)}: {e}") from e
+        raise EnvError(f"env {env!r} needs {extra_hint(env)}: {e}") from e
     except ImportError as e:
-        raise EnvError(f"env {env!r} needs {_extra_hint(env)} (missing module: {e})") from e
+        raise EnvError(f"env {env!r} needs {extra_hint(env)} (missing module: {e})") from e
     return FiniteCheck(made) if check_finite else made
 
 
-def _extra_hint(env: str) -> str:
+def extra_hint(env: str) -> str:
     """Which pip extra provides a Gymnasium env's optional dependency."""
     entry = str(getattr(gym.spec(env), "entry_point", ""))
     parts = entry.split(":")[0].split(".")

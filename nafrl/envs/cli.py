@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from nafrl.checkpoint import process_umask
-from nafrl.env_utils import make_env
+from nafrl.env_utils import extra_hint, make_env
 from nafrl.envs.registry import TASKS, make
 from nafrl.errors import EnvError, StorageError
 from nafrl.runtime import select_render_backend
@@ -77,13 +77,13 @@ def check_output(out: Path, suffixes: tuple[str, ...], what: str) -> Path:
     """``out`` as a Path whose suffix is one of ``suffixes``, that is not a folder and whose
     parent folder exists or can be created and is writable; else one clear error."""
     out = Path(out)
-    if out.suffix.lower() not in suffixes:
-        raise EnvError(
-            f"--out {out}: a {what} file name needs one of the extensions {', '.join(suffixes)}"
-        )
     if out.is_dir():
         raise EnvError(
             f"--out {out} is a folder; give a file name like {out / ('x' + suffixes[0])}"
+        )
+    if out.suffix.lower() not in suffixes:
+        raise EnvError(
+            f"--out {out}: a {what} file name needs one of the extensions {', '.join(suffixes)}"
         )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +152,12 @@ def _recording_env(task_id: str, width: int, height: int) -> gym.Env:
     if "rgb_array" not in env.metadata.get("render_modes", ()):
         env.close()
         raise EnvError(f"{task_id} cannot render frames (render_mode='rgb_array'), so no video")
+    try:  # renderers of non-MuJoCo envs load their optional dependency on first use
+        env.reset(seed=0)
+        env.render()
+    except (gym.error.DependencyNotInstalled, ImportError) as e:
+        env.close()
+        raise EnvError(f"recording {task_id} needs {extra_hint(task_id)}: {e}") from e
     return env
 
 
