@@ -16,6 +16,7 @@ import ctypes.util
 import functools
 import gc
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,23 @@ def configure_process(threads: int | None = None, xla_defaults: bool | None = No
         set_blas_threads(threads)
     if flags:
         os.environ["XLA_FLAGS"] = flags.strip()
+    _guard_requested_backend()
+
+
+#: Set when ``MUJOCO_GL`` named an off-screen back end whose library is missing.
+_MISSING_BACKEND: tuple[str, str] | None = None
+
+
+def _guard_requested_backend() -> None:
+    """A ``MUJOCO_GL=osmesa`` (or ``egl``) whose library is missing would make ``import
+    mujoco`` crash, so training too. Switch MuJoCo's GL off instead and report the missing
+    package when something renders."""
+    global _MISSING_BACKEND
+    chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
+    for backend, lib, package in RENDER_BACKENDS:
+        if chosen == backend and "mujoco" not in sys.modules and not _loadable(lib):
+            _MISSING_BACKEND = (backend, package)
+            os.environ["MUJOCO_GL"] = "disable"
 
 
 @functools.cache
@@ -164,6 +182,12 @@ def select_render_backend() -> str:
     OSMesa, then EGL. Raises :class:`RenderingUnavailableError` naming the Debian package
     when neither is present.
     """
+    if _MISSING_BACKEND is not None:
+        backend, package = _MISSING_BACKEND
+        raise RenderingUnavailableError(
+            f"MUJOCO_GL={backend} but its library is missing; install the Debian package "
+            f"{package} (`apt-get install {package}`) or unset MUJOCO_GL"
+        )
     chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
     if chosen:
         return chosen

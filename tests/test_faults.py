@@ -132,18 +132,24 @@ def test_0_training_needs_no_gl_library_and_render_names_the_package(tmp_path):
     )
     hide = "".join(f"mount --bind /dev/null {p}\n" for p in libs)
     nafrl_cmd, flags = _nafrl_script(), " ".join(TINY_FLAGS)
+    # A MUJOCO_GL=osmesa left over from old instructions must not break training either.
+    learn = f"import nafrl; nafrl.NAF('{CARTPOLE}', hidden_sizes=(8,), learning_starts=5).learn(20)"
     script = f"""{hide}
 {nafrl_cmd} train --env {CARTPOLE} --steps 120 --run-dir run --no-progress-bar {flags}
+MUJOCO_GL=osmesa {sys.executable} -c "{learn}"
 set +e
 {nafrl_cmd} render {CARTPOLE} --out pic.png 2> render.err
 echo $? > render.rc
+MUJOCO_GL=osmesa {nafrl_cmd} render {CARTPOLE} --out pic.png 2> render2.err
+echo $? > render2.rc
 """
     r = _in_namespace(script, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoint.npz").is_file()
-    assert (tmp_path / "render.rc").read_text().strip() == "2"
-    err = (tmp_path / "render.err").read_text().strip().splitlines()
-    assert len(err) == 1 and "libosmesa6" in err[0], err
+    for name in ("render", "render2"):
+        assert (tmp_path / f"{name}.rc").read_text().strip() == "2"
+        err = (tmp_path / f"{name}.err").read_text().strip().splitlines()
+        assert len(err) == 1 and "libosmesa6" in err[0], err
     assert not (tmp_path / "pic.png").exists()
 
 
