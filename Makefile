@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-export MUJOCO_GL ?= osmesa
 
 .PHONY: run test lint bench install clean
 

@@ -17,7 +17,6 @@ recording B, imagination into R_f, the I*l : I minibatches, refitting M). The ma
 from __future__ import annotations
 
 import copy
-import gc
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,23 +29,22 @@ import numpy as np
 from nafrl.agents import ALGORITHMS, make_agent
 from nafrl.agents.common import make_train_step
 from nafrl.algorithms.model_based import ModelBasedAcceleration
-from nafrl.checkpoint import (
-    CheckpointError,
-    flatten_tree,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten_tree,
+from nafrl.config import (
+    Config,
+    check_memory,
+    make_config,
+    validate_count,
+    validate_for_algo,
+    validate_seed,
 )
-from nafrl.config import Config, ConfigError, make_config
 from nafrl.env_utils import ActionScaler, check_spaces, env_id, make_env
+from nafrl.errors import TrainingDivergedError
 from nafrl.logger import RunLogger
+from nafrl.persistence import load_agent, save_agent
 from nafrl.replay import ReplayBuffer
 from nafrl.rollout import evaluate_policy
+from nafrl.runtime import freeze_gc, unfreeze_gc
 from nafrl.types import Batch
-
-
-class TrainingDivergedError(RuntimeError):
-    """The Q loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 class OffPolicyAgent:
@@ -74,21 +72,13 @@ class OffPolicyAgent:
     ) -> None:
         cfg = config.pop("config", None)
         self.config: Config = cfg if isinstance(cfg, Config) else make_config(**config)
-        if self.algo == "ddpg":
-            bad = [
-                n
-                for n in ("model", "ilqg_fraction", "imagination_length")
-                if getattr(self.config, n) != getattr(Config, n)
-            ]
-            if self.config.exploration == "precision":
-                bad.append("exploration='precision'")
-            if bad:
-                raise ConfigError(f"DDPG does not support {', '.join(bad)}: these are NAF options")
-        self.env = make_env(env)
+        validate_for_algo(self.config, self.algo)
+        self.seed = validate_seed(seed)
+        self.env = make_env(env, check_finite=True)  # NaN from the env never reaches R
         self.env_id = env_id(self.env)
         self.obs_dim, self.act_dim = check_spaces(self.env, self.algo.upper())
+        check_memory(self.config, self.obs_dim, self.act_dim)
         self.scaler = ActionScaler(self.env.action_space)
-        self.seed = int(seed)
 
         self.agent = make_agent(self.algo, self.config, self.obs_dim, self.act_dim)
         self._train_step = make_train_step(self.agent, self.config)
@@ -134,6 +124,8 @@ class OffPolicyAgent:
                 f"observation has shape {obs.shape}, expected ({self.obs_dim},) or "
                 f"(batch, {self.obs_dim})"
             )
+        if not np.all(np.isfinite(obs)):
+            raise ValueError(f"observation contains NaN or inf ({obs}); expected finite values")
         a = np.asarray(self._policy(self.state, obs.reshape(-1, self.obs_dim)), np.float64)
         if not deterministic:
             a = a + self.config.noise_scale * self._predict_rng.standard_normal(a.shape)
@@ -167,13 +159,7 @@ class OffPolicyAgent:
         pending = None  # next step's minibatches, gathered while the jitted call runs
         t_start = time.perf_counter()
         wall0 = self.wall_time
-        # The objects alive now (modules, networks, buffers: a few hundred thousand) are left
-        # out of the garbage collector's scans while training; its full collections
-        # otherwise cost about 2% of a HalfCheetah run. Undone at the end, so nothing leaks;
-        # skipped if the program froze objects itself (unfreezing would undo that).
-        freeze = gc.get_freeze_count() == 0
-        if freeze:
-            gc.freeze()
+        frozen = freeze_gc()  # objects alive now leave the GC's scans while training
         try:
             while self.num_timesteps < target:
                 if self._obs is None:
@@ -244,8 +230,7 @@ class OffPolicyAgent:
                     self.wall_time = wall0 + time.perf_counter() - t_start
                     self._end_episode(bar)
         finally:
-            if freeze:
-                gc.unfreeze()
+            unfreeze_gc(frozen)
             self.wall_time = wall0 + time.perf_counter() - t_start
             bar.close()
             if self.logger is not None:
@@ -352,6 +337,7 @@ class OffPolicyAgent:
 
     def evaluate(self, episodes: int = 5) -> dict[str, float]:
         """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""
+        validate_count("episodes", episodes)
         if self._eval_env is None:
             # A separate instance, so test episodes never disturb the training episode's RNG.
             # gym.make(spec) rebuilds registered envs and recordable wrappers; an env without
@@ -382,27 +368,9 @@ class OffPolicyAgent:
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | Path) -> Path:
         """Write parameters, optimiser state, targets, replay buffer, RNG keys and counters
-        to one safe ``.npz`` file, atomically. Saving mid-episode resumes at a new episode."""
-        arrays = flatten_tree(self.state, "state")
-        arrays.update({f"buffer/{k}": v for k, v in self.buffer.state_dict().items()})
-        arrays["rng/key"] = np.asarray(self.key)
-        if self.model_based is not None:
-            arrays.update({f"mb/{k}": v for k, v in self.model_based.state_dict().items()})
-        meta = {
-            "algo": self.algo,
-            "env_id": self.env_id,
-            "seed": self.seed,
-            "config": self.config.to_dict(),
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "num_timesteps": self.num_timesteps,
-            "num_episodes": self.num_episodes,
-            "wall_time": self.wall_time,
-            "env_seeded": self._env_seeded,
-            "replay_rng": self.rng.bit_generator.state,
-            "env_rng": _env_rng_state(self.env),
-        }
-        return save_checkpoint(path, arrays, meta)
+        to one safe ``.npz`` file, atomically (:mod:`nafrl.persistence`). Never writes
+        non-finite parameters. Saving mid-episode resumes at a new episode."""
+        return save_agent(self, path)
 
     @classmethod
     def load(
@@ -412,47 +380,11 @@ class OffPolicyAgent:
         run_dir: str | Path | None = None,
         **kwargs: Any,
     ) -> OffPolicyAgent:
-        """Rebuild an agent from :meth:`save`'s file; ``env`` defaults to the saved env id."""
-        arrays, meta = load_checkpoint(path)
-        algo = meta.get("algo")
-        klass = {"naf": NAF, "ddpg": DDPG}.get(algo)
-        if klass is None:
-            raise CheckpointError(f"{path} holds an unknown algorithm {algo!r}")
-        if cls is not OffPolicyAgent and klass is not cls:
-            raise CheckpointError(f"{path} holds a {algo.upper()} agent, not {cls.algo.upper()}")
-        if env is None:
-            if meta.get("env_id") is None:
-                raise CheckpointError(f"{path} was saved with an unregistered env: pass env=")
-            env = meta["env_id"]
-        model = klass(
-            env,
-            seed=meta["seed"],
-            run_dir=run_dir,
-            config=Config.from_dict(meta["config"]),
-            **kwargs,
-        )
-        if (model.obs_dim, model.act_dim) != (meta["obs_dim"], meta["act_dim"]):
-            raise CheckpointError(
-                f"{path} was trained with observation/action sizes "
-                f"({meta['obs_dim']}, {meta['act_dim']}), the env has "
-                f"({model.obs_dim}, {model.act_dim})"
-            )
-        model.state = unflatten_tree(model.state, arrays, "state")
-        model.buffer.load_state_dict(
-            {k[len("buffer/") :]: v for k, v in arrays.items() if k.startswith("buffer/")}
-        )
-        model.key = jnp.asarray(arrays["rng/key"], dtype=jnp.uint32)
-        if model.model_based is not None:
-            model.model_based.load_state_dict(
-                {k[len("mb/") :]: v for k, v in arrays.items() if k.startswith("mb/")}
-            )
-        model.rng.bit_generator.state = meta["replay_rng"]
-        model.num_timesteps, model.num_episodes = meta["num_timesteps"], meta["num_episodes"]
-        model.wall_time = meta.get("wall_time", 0.0)
-        model._env_seeded = meta["env_seeded"]
-        if meta.get("env_rng") is not None:
-            _set_env_rng_state(model.env, meta["env_rng"])
-        return model
+        """Rebuild an agent from :meth:`save`'s file; ``env`` defaults to the saved env id.
+        Every field and array is validated (:class:`nafrl.errors.CheckpointError`)."""
+        expected = None if cls is OffPolicyAgent else cls
+        classes = {name: agent_class(name) for name in ALGORITHMS}
+        return load_agent(path, classes, expected, env=env, run_dir=run_dir, **kwargs)
 
     def close(self) -> None:
         for e in {id(self.env): self.env, id(self._eval_env): self._eval_env}.values():
@@ -487,16 +419,6 @@ def agent_class(algo: str) -> type[OffPolicyAgent]:
     if algo not in OffPolicyAgent._classes:
         type(algo.upper(), (OffPolicyAgent,), {"algo": algo, "__module__": __name__})
     return OffPolicyAgent._classes[algo]
-
-
-def _env_rng_state(env: gym.Env) -> dict | None:
-    rng = getattr(env.unwrapped, "_np_random", None)
-    return None if rng is None else rng.bit_generator.state
-
-
-def _set_env_rng_state(env: gym.Env, state: dict) -> None:
-    env.unwrapped.np_random = np.random.Generator(getattr(np.random, state["bit_generator"])())
-    env.unwrapped.np_random.bit_generator.state = state
 
 
 __all__ = [

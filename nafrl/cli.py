@@ -7,11 +7,12 @@ nafrl/Reacher-v0 --steps 50000 --seed 1 --learning-rate 1e-4 --batch-norm``.
 
 from __future__ import annotations
 
-import json
+import errno
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import numpy as np
 import tyro
@@ -41,13 +42,14 @@ def train(
     learning-curve PNG into a run folder. ``--resume RUN_DIR`` continues a stopped run."""
     from nafrl.api import DDPG, NAF, OffPolicyAgent
     from nafrl.experiments.plots import plot_runs
+    from nafrl.logger import read_json_object
 
     if resume is not None:
         run_path = Path(resume)
         cfg_file = run_path / "config.json"
         if not cfg_file.exists():
             _fail(f"--resume {run_path}: not a run folder (no config.json)")
-        run_info = json.loads(cfg_file.read_text())
+        run_info = read_json_object(cfg_file, required=("algo", "env", "seed", "steps", "config"))
         steps = int(run_info["steps"])
         if (run_path / "checkpoint.npz").exists():
             model = OffPolicyAgent.load(run_path / "checkpoint.npz", run_dir=run_path)
@@ -89,7 +91,10 @@ def train(
 def evaluate(run_dir: tyro.conf.Positional[Path], episodes: int = 10, seed: int = 12_345) -> None:
     """Deterministic test episodes of a trained run (or a checkpoint file)."""
     from nafrl.api import OffPolicyAgent, evaluate_policy
+    from nafrl.config import validate_count, validate_seed
 
+    validate_count("--episodes", episodes)
+    validate_seed(seed, "--seed")
     model = OffPolicyAgent.load(run_dir)
     returns = evaluate_policy(lambda o: model.predict(o)[0], model.env, episodes, seed)
     print(
@@ -105,8 +110,12 @@ def plot(
     x: Literal["total_steps", "episode"] = "total_steps",
 ) -> None:
     """Learning curves of one or more runs on one figure (PNG)."""
+    from nafrl.envs.cli import IMAGE_SUFFIXES, check_output
     from nafrl.experiments.plots import plot_runs
 
+    if not run_dirs:
+        _fail("plot needs at least one run folder: nafrl plot RUN_DIR [RUN_DIR ...]")
+    out = check_output(out, IMAGE_SUFFIXES + (".pdf", ".svg"), "figure")
     try:
         print(plot_runs(run_dirs, out, x=x))
     except FileNotFoundError as e:
@@ -138,26 +147,76 @@ def record(
 ) -> None:
     """Record a trained policy (a run folder or checkpoint) as MP4."""
     from nafrl.api import OffPolicyAgent
+    from nafrl.config import validate_count, validate_seed
     from nafrl.envs import cli as envs_cli
+    from nafrl.errors import EnvError
 
+    validate_count("--episodes", episodes)
+    validate_seed(seed, "--seed")
+    envs_cli.check_output(out, envs_cli.VIDEO_SUFFIXES, "video")
     model = OffPolicyAgent.load(run_dir)
+    if model.env_id is None:
+        raise EnvError(f"{run_dir} was trained on an unregistered env; record needs an env id")
     envs_cli.record_policy(model.env_id, lambda o: model.predict(o)[0], out, episodes, seed)
 
 
-def _fail(message: str) -> None:
+#: OS errors that are the user's to fix (permissions, read-only or full disks, bad paths):
+#: shown as one line like other user errors.
+_USER_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _fail(message: str) -> NoReturn:
     print(f"nafrl: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def main() -> None:
-    from nafrl.checkpoint import CheckpointError
-    from nafrl.config import ConfigError
-    from nafrl.env_utils import EnvError
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. A user error (:class:`nafrl.errors.NafrlError`, a permission or disk
+    error, memory exhaustion) prints one line on stderr and exits 2; ``--debug`` (anywhere on
+    the command line) or ``NAFRL_DEBUG=1`` shows its traceback instead."""
+    from nafrl.errors import NafrlError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("NAFRL_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     try:
-        app.cli(prog="nafrl", description="NAF and model-based acceleration (Gu et al. 2016)")
-    except (ConfigError, EnvError, CheckpointError) as e:
-        _fail(str(e))
+        app.cli(
+            prog="nafrl",
+            description="NAF and model-based acceleration (Gu et al. 2016). "
+            "Add --debug to show tracebacks of errors.",
+            args=args,
+        )
+    except NafrlError as e:
+        if debug:
+            raise
+        _fail(_one_line(e))
+    except OSError as e:
+        if debug or e.errno not in _USER_ERRNOS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        _fail(f"cannot write or read{where}: {e.strerror}")
+    except MemoryError as e:
+        if debug:
+            raise
+        _fail(
+            f"out of memory ({_one_line(e)}); choose a smaller buffer_size, hidden_sizes or "
+            "batch_size"
+        )
 
 
 if __name__ == "__main__":

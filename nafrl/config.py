@@ -8,8 +8,14 @@ from this class, so each field's docstring is also its ``--help`` text.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import os
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from nafrl.errors import ConfigError
 
 ExplorationKind = Literal["ou", "gaussian", "precision"]
 ModelKind = Literal["none", "true", "linear", "neural"]
@@ -19,10 +25,6 @@ PLANNER_KINDS: tuple[str, ...] = ("ilqg", "mpc")
 MODEL_PRIOR_KINDS: tuple[str, ...] = ("gmm", "gaussian", "none")
 EXPLORATION_KINDS: tuple[str, ...] = ("ou", "gaussian", "precision")
 MODEL_KINDS: tuple[str, ...] = ("none", "true", "linear", "neural")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is accepted."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ class Config:
     """Write a checkpoint every this many episodes (0: only at the end of learn())."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.hidden_sizes, list):  # JSON and keyword callers give lists
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        _check_types(self)
         _check(
             bool(self.hidden_sizes) and all(h >= 1 for h in self.hidden_sizes),
             "hidden_sizes",
@@ -195,6 +200,8 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         return make_config(**d)
 
 
@@ -208,8 +215,8 @@ def make_config(**overrides: Any) -> Config:
         raise ConfigError(
             f"unknown config field(s) {', '.join(unknown)}; accepted: {', '.join(FIELD_NAMES)}"
         )
-    if "hidden_sizes" in overrides:
-        overrides["hidden_sizes"] = tuple(int(h) for h in overrides["hidden_sizes"])
+    if isinstance(overrides.get("hidden_sizes"), list):
+        overrides["hidden_sizes"] = tuple(overrides["hidden_sizes"])
     return Config(**overrides)
 
 
@@ -219,13 +226,203 @@ def _check(ok: bool, name: str, value: Any, accepted: str) -> None:
 
 
 def _positive(name: str, value: float) -> None:
-    _check(isinstance(value, int | float) and value > 0, name, value, "a number > 0")
+    _check(
+        _is_real(value) and math.isfinite(value) and value > 0, name, value, "a finite number > 0"
+    )
 
 
 def _int_at_least(name: str, value: int, low: int) -> None:
     _check(
-        isinstance(value, int) and not isinstance(value, bool) and value >= low,
+        _is_int(value) and value >= low,
         name,
         value,
         f"an integer >= {low}",
     )
+
+
+# --------------------------------------------------------------------- type checks
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_value_type(name: str, value: Any, hint: Any) -> None:
+    """Raise :class:`ConfigError` unless ``value`` has the annotated type; floats must be
+    finite (an infinite step size or noise scale only ever produces NaN)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        if value is None and type(None) in args:
+            return
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            _check_value_type(name, value, rest[0])
+        return
+    if origin is Literal:
+        _check(
+            isinstance(value, str) and value in args,
+            name,
+            value,
+            f"one of {', '.join(map(str, args))}",
+        )
+    elif hint is bool:
+        _check(isinstance(value, bool), name, value, "true or false (a bool)")
+    elif hint is int:
+        _check(_is_int(value), name, value, "an integer")
+    elif hint is float:
+        _check(_is_real(value) and math.isfinite(value), name, value, "a finite number")
+    elif hint is str:
+        _check(isinstance(value, str), name, value, "a string")
+    elif origin is tuple and args[-1:] == (Ellipsis,) and args[0] is int:
+        _check(
+            isinstance(value, tuple) and all(_is_int(h) for h in value),
+            name,
+            value,
+            "a tuple of integers",
+        )
+
+
+def _check_types(config: Config) -> None:
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        _check_value_type(f.name, getattr(config, f.name), hints[f.name])
+
+
+# --------------------------------------------------------------------- per-algorithm options
+#: Options that only one algorithm reads; the other rejects any value but the default.
+ALGO_ONLY: dict[str, tuple[str, ...]] = {
+    "naf": (
+        "shared_trunk",
+        "max_log_diag",
+        "precision_start",
+        "model",
+        "ilqg_fraction",
+        "planner",
+        "imagination_length",
+        "imagination_off_after",
+        "refit_every",
+        "fictional_buffer_size",
+        "model_noise",
+        "project_imagined",
+    ),
+    "ddpg": ("actor_learning_rate",),
+}
+ALGOS: tuple[str, ...] = tuple(ALGO_ONLY)
+
+
+def validate_for_algo(config: Config, algo: str) -> Config:
+    """Check that ``config`` is valid for ``algo`` ('naf' or 'ddpg') and return it.
+
+    A field another algorithm owns (:data:`ALGO_ONLY`) must keep its default: DDPG rejects
+    NAF's network and model-based options and ``exploration='precision'``; NAF rejects
+    ``actor_learning_rate``. Agents call this when built; a sweep can call it on every point
+    of its grid before starting anything.
+    """
+    if algo not in ALGO_ONLY:
+        raise ConfigError(f"unknown algorithm {algo!r}; accepted: {', '.join(ALGOS)}")
+    if not isinstance(config, Config):
+        raise ConfigError(f"config must be a nafrl.config.Config, got {type(config).__name__}")
+    foreign = [
+        n
+        for other, names in ALGO_ONLY.items()
+        if other != algo
+        for n in names
+        if getattr(config, n) != getattr(Config, n)
+    ]
+    if algo != "naf" and config.exploration == "precision":
+        foreign.append("exploration='precision'")
+    if foreign:
+        owner = "NAF" if algo != "naf" else "DDPG"
+        raise ConfigError(
+            f"{algo.upper()} does not support {', '.join(foreign)}: these are {owner} options; "
+            f"leave them at their defaults"
+        )
+    return config
+
+
+# --------------------------------------------------------------------- seeds, counts, memory
+MAX_SEED = 2**32 - 1
+
+
+def validate_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int in [0, 2**32 - 1] (what NumPy, JAX and Gymnasium all accept)."""
+    _check(
+        _is_int(seed) and 0 <= seed <= MAX_SEED,
+        name,
+        seed,
+        f"an integer in [0, {MAX_SEED}]",
+    )
+    return int(seed)
+
+
+def validate_count(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an int >= ``low`` (episodes, steps), or one clear error."""
+    _int_at_least(name, value, low)
+    return int(value)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _mlp_params(sizes: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+
+def memory_needed(config: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
+    """Estimated bytes per field that sets a large allocation: the replay buffer(s), the
+    networks (parameters, targets and two Adam moments, float32) and one update's
+    activations (forward and backward of every network, I minibatches)."""
+    h = list(config.hidden_sizes)
+    n_l = act_dim * (act_dim + 1) // 2
+    # NAF's V, mu and L networks; DDPG's critic and actor are no larger.
+    nets = [[obs_dim + act_dim, *h, 1], [obs_dim, *h, act_dim], [obs_dim, *h, max(n_l, 1)]]
+    params = sum(_mlp_params(n) for n in nets)
+    per_transition = 4 * (2 * obs_dim + act_dim + 2)
+    # The I updates of a step run one after another (lax.scan): one minibatch is alive.
+    activations = 4 * config.batch_size * (sum(h) + obs_dim + act_dim) * len(nets) * 3
+    return {
+        "buffer_size": config.buffer_size * per_transition,
+        "fictional_buffer_size": config.fictional_buffer_size * per_transition,
+        "hidden_sizes": 16 * params,
+        "batch_size": activations,
+    }
+
+
+def check_memory(config: Config, obs_dim: int, act_dim: int) -> None:
+    """Raise :class:`ConfigError` before allocating if the buffers and networks cannot fit in
+    the available memory, naming the field that needs the most and its bytes."""
+    avail = available_memory()
+    if avail is None:
+        return
+    need = memory_needed(config, obs_dim, act_dim)
+    total = sum(need.values())
+    if total <= avail:
+        return
+    field = max(need, key=need.__getitem__)
+    raise ConfigError(
+        f"{field}={getattr(config, field)!r} needs about {_bytes(need[field])} of memory "
+        f"({_bytes(total)} in all with obs_dim={obs_dim}, act_dim={act_dim}), but only "
+        f"{_bytes(avail)} is available; choose a smaller {field}"
+    )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"

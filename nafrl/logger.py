@@ -8,18 +8,30 @@ under ``tb/``, ``checkpoint.npz`` and ``learning_curve.png``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from nafrl.checkpoint import process_umask
+from nafrl.errors import ConfigError, RunFolderError, StorageError
+
+#: Columns of ``episodes.csv``. Every key of a logged row must be one of these (an unknown
+#: key is an error, so a new metric cannot be dropped silently); a missing one is left empty
+#: (``pi_loss`` exists only for DDPG).
 EPISODE_FIELDS = (
     "episode",
     "total_steps",
     "return",
     "length",
+    "guided",
     "q_loss",
     "mean_v",
+    "pi_loss",
     "steps_per_sec",
     "wall_time",
     "time_env",
@@ -35,8 +47,16 @@ class RunLogger:
     after the checkpoint a run resumes from, so a resumed run's files read as one run."""
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+        if str(run_dir).strip() in ("", ".") or Path(run_dir).resolve() == Path.cwd():
+            raise ConfigError(
+                f"run_dir={str(run_dir)!r} is the current directory; accepted: the path of a "
+                "folder for this run's files (e.g. runs/my-run)"
+            )
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create run folder {self.run_dir}: {e.strerror}") from e
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
@@ -44,17 +64,26 @@ class RunLogger:
             self._tb = SummaryWriter(str(self.run_dir / "tb"))
 
     def write_config(self, config: dict[str, Any]) -> None:
-        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        """Write ``config.json`` atomically."""
+        atomic_write_text(
+            self.run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True)
+        )
 
     def truncate_after(self, episode: int) -> None:
+        """Drop rows of episodes after ``episode``; each file is rewritten atomically
+        (temporary file, then rename), so a kill meanwhile leaves the old file whole."""
         for name in ("episodes.csv", "evals.csv"):
             path = self.run_dir / name
             if not path.exists():
                 continue
-            with path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
+            rows = read_rows(path)
             fields = EPISODE_FIELDS if name == "episodes.csv" else EVAL_FIELDS
-            self._write_rows(path, fields, [r for r in rows if int(r["episode"]) <= episode], "w")
+            kept = [r for r in rows if _episode_of(r, path) <= episode]
+            text = io.StringIO(newline="")
+            w = csv.DictWriter(text, fieldnames=fields, restval="")
+            w.writeheader()
+            w.writerows({k: v for k, v in r.items() if k in fields} for r in kept)
+            atomic_write_text(path, text.getvalue())
 
     def log_episode(self, row: dict[str, Any]) -> None:
         self._append("episodes.csv", EPISODE_FIELDS, row, "train")
@@ -78,12 +107,22 @@ class RunLogger:
 
     @staticmethod
     def _write_rows(path: Path, fields: tuple[str, ...], rows: list[dict], mode: str) -> None:
+        for row in rows:
+            unknown = sorted(set(row) - set(fields))
+            if unknown:  # a metric without a column would be lost: add it to the fields
+                raise ValueError(
+                    f"{path.name}: unknown field(s) {', '.join(unknown)}; the columns are "
+                    f"{', '.join(fields)} (nafrl.logger)"
+                )
         new = mode == "w" or not path.exists() or path.stat().st_size == 0
-        with path.open(mode, newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
+        try:
+            with path.open(mode, newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields, restval="")
+                if new:
+                    w.writeheader()
+                w.writerows(rows)
+        except OSError as e:
+            raise StorageError(f"cannot write {path}: {e.strerror}") from e
 
     def flush(self) -> None:
         if self._tb is not None:
@@ -93,3 +132,58 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _episode_of(row: dict[str, str], path: Path) -> int:
+    try:
+        return int(row["episode"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunFolderError(f"{path} is corrupt: a row has episode={row.get('episode')!r}") from e
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a metrics CSV as dicts of strings."""
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically: a temporary file in the same folder, flushed,
+    then renamed over it. A kill or a full disk leaves the old file as it was."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", newline="") as f:
+            mode = 0o666 & ~process_umask()
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise StorageError(
+            f"cannot write {path}: {e.strerror or e}; the old file is unchanged"
+        ) from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def read_json_object(path: str | Path, required: Iterable[str] = ()) -> dict[str, Any]:
+    """A run folder's JSON file (``config.json``, ``done.json``) as a dict; a missing,
+    corrupt or incomplete file is a :class:`RunFolderError` naming it and the missing keys."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise RunFolderError(f"{path} does not exist: not a run folder") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunFolderError(f"{path} is corrupt ({e}); expected a JSON object") from e
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} is corrupt: a JSON {type(data).__name__}, expected an object")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise RunFolderError(f"{path} lacks the key(s) {', '.join(missing)}")
+    return data

@@ -62,6 +62,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from nafrl.runtime import select_render_backend
+
 if TYPE_CHECKING:
     import jax
 
@@ -326,6 +328,7 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self._renderer is None:
+            select_render_backend()  # OSMesa or EGL, chosen now (training needs neither)
             # Software (OSMesa) rendering time is dominated by the shadow map: cap its size.
             q = self.model.vis.quality
             q.shadowsize = min(int(q.shadowsize), 1024)
@@ -368,6 +371,18 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"({self.state_size},) as returned by get_state()"
             )
         n = self._mj_state_size
+        # Validate everything before writing anything: a rejected state leaves the env as it was.
+        if not np.all(np.isfinite(state)):
+            bad = np.flatnonzero(~np.isfinite(state)).tolist()
+            raise ValueError(
+                f"{type(self).__name__}: state holds NaN or inf at index(es) {bad[:8]}; "
+                "expected a finite vector as returned by get_state()"
+            )
+        if state[n] < 0 or state[n] != int(state[n]):
+            raise ValueError(
+                f"{type(self).__name__}: state[{n}] (the step count) is {state[n]}; expected "
+                "an integer >= 0 as returned by get_state()"
+            )
         mujoco.mj_setState(self.model, self.data, state[:n].copy(), _STATE_SPEC)
         self._t = int(state[n])
         self._set_task_state(state[n + 1 :].copy())

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from nafrl.checkpoint import process_umask
+from nafrl.env_utils import extra_hint, make_env
 from nafrl.envs.registry import TASKS, make
+from nafrl.errors import EnvError, StorageError
 from nafrl.rollout import run_episode
+from nafrl.runtime import select_render_backend
 
 __all__ = ["random_return", "record_policy", "render", "tasks"]
 
@@ -63,18 +70,96 @@ def tasks(episodes: int = 3) -> None:
     console.print(table)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4",)
+
+
+def check_output(out: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """``out`` as a Path whose suffix is one of ``suffixes``, that is not a folder and whose
+    parent folder exists or can be created and is writable; else one clear error."""
+    out = Path(out)
+    if out.is_dir():
+        raise EnvError(
+            f"--out {out} is a folder; give a file name like {out / ('x' + suffixes[0])}"
+        )
+    if out.suffix.lower() not in suffixes:
+        raise EnvError(
+            f"--out {out}: a {what} file name needs one of the extensions {', '.join(suffixes)}"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"--out {out}: cannot create folder {out.parent}: {e.strerror}") from e
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise StorageError(f"--out {out}: the folder {out.parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def _atomic_output(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` (same extension) renamed to ``out`` when the block
+    succeeds, removed when it fails: no half-written or empty files."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~process_umask())
+        os.replace(tmp, out)
+    except OSError as e:
+        raise StorageError(f"cannot write {out}: {e.strerror or e}") from e
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _task(task_id: str) -> str:
+    if task_id not in TASKS:
+        raise EnvError(
+            f"unknown nafrl task {task_id!r}; accepted: {', '.join(TASKS)} (see `nafrl tasks`)"
+        )
+    return task_id
+
+
 def render(task_id: str, out: Path, seed: int = 0, width: int = 480, height: int = 480) -> None:
     """Save a PNG of ``task_id`` right after ``reset(seed=seed)``."""
     import imageio.v3 as iio
 
+    _task(task_id)
+    out = check_output(out, IMAGE_SUFFIXES, "picture")
+    select_render_backend()
     env = make(task_id, render_mode="rgb_array", width=width, height=height)
-    env.reset(seed=seed)
-    frame = env.render()
-    env.close()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(out, np.asarray(frame))
+    try:
+        env.reset(seed=seed)
+        frame = env.render()
+    finally:
+        env.close()
+    with _atomic_output(out) as tmp:
+        iio.imwrite(tmp, np.asarray(frame))
     print(f"wrote {out}")
+
+
+def _recording_env(task_id: str, width: int, height: int) -> gym.Env:
+    """An ``rgb_array`` env of a nafrl task or of any Gymnasium id that can render one."""
+    if task_id.startswith("nafrl/"):
+        _task(task_id)
+        select_render_backend()
+        return make(task_id, render_mode="rgb_array", width=width, height=height)
+    if task_id not in gym.envs.registry:
+        raise EnvError(f"unknown env id {task_id!r}; accepted: a registered Gymnasium id")
+    entry = str(gym.spec(task_id).entry_point)
+    if entry.startswith("gymnasium.envs.mujoco"):
+        select_render_backend()
+        return make_env(task_id, render_mode="rgb_array", width=width, height=height)
+    env = make_env(task_id, render_mode="rgb_array")
+    if "rgb_array" not in env.metadata.get("render_modes", ()):
+        env.close()
+        raise EnvError(f"{task_id} cannot render frames (render_mode='rgb_array'), so no video")
+    try:  # renderers of non-MuJoCo envs load their optional dependency on first use
+        env.reset(seed=0)
+        env.render()
+    except (gym.error.DependencyNotInstalled, ImportError) as e:
+        env.close()
+        raise EnvError(f"recording {task_id} needs {extra_hint(task_id)}: {e}") from e
+    return env
 
 
 def record_policy(
@@ -88,32 +173,34 @@ def record_policy(
 ) -> list[float]:
     """Write an MP4 of ``policy`` (obs -> action) for ``episodes`` episodes; returns the returns.
 
-    ``policy=None`` uses the task's scripted controller.
+    ``policy=None`` uses the task's scripted controller. The file appears only when complete.
     """
     import imageio
 
-    if task_id in TASKS or task_id.startswith("nafrl/"):
-        env: gym.Env = make(task_id, render_mode="rgb_array", width=width, height=height)
-    else:  # any Gymnasium id that renders rgb_array (e.g. InvertedPendulum-v5)
-        env = gym.make(task_id, render_mode="rgb_array", width=width, height=height)
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise EnvError(f"invalid episodes={episodes!r}: expected an integer >= 1")
+    out = check_output(out, VIDEO_SUFFIXES, "video")
+    if policy is None and (task_id not in TASKS or TASKS[task_id].scripted is None):
+        raise EnvError(f"{task_id} has no scripted controller; pass a policy")
+    env = _recording_env(task_id, width, height)
     if policy is None:
-        factory = TASKS[task_id].scripted
-        if factory is None:
-            raise ValueError(f"{task_id} has no scripted controller; pass a policy")
-        policy = factory(env)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+        policy = TASKS[task_id].scripted(env)
     fps = env.metadata.get("render_fps", 20)
     returns = []
-    with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=1) as writer:
-        for ep in range(episodes):
-            result = run_episode(
-                env,
-                lambda o, t: policy(o),
-                seed=seed + ep,
-                on_step=lambda o, r: writer.append_data(env.render()),
-            )
-            returns.append(result.total_reward)
-    env.close()
+    try:
+        with (
+            _atomic_output(out) as tmp,
+            imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as writer,
+        ):
+            for ep in range(episodes):
+                result = run_episode(
+                    env,
+                    lambda o, t: policy(o),
+                    seed=seed + ep,
+                    on_step=lambda o, r: writer.append_data(env.render()),
+                )
+                returns.append(result.total_reward)
+    finally:
+        env.close()
     print(f"wrote {out} ({episodes} episode(s), returns {[round(r, 3) for r in returns]})")
     return returns

@@ -26,15 +26,12 @@ not in the hot loop, and covariances of near-deterministic simulators are ill-co
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from nafrl.models.base import Array, check_episodes
+from nafrl.runtime import blas_threads
 
 
 class NIW(NamedTuple):
@@ -160,42 +157,9 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     return np.log(np.exp(a - amax).sum(axis=axis)) + np.squeeze(amax, axis=axis)
 
 
-@functools.cache
-def _openblas() -> tuple[Any, Any] | None:
-    """(get, set) of the thread count of NumPy's bundled OpenBLAS, if it can be found."""
-    try:
-        libdir = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-        for path in sorted(libdir.glob("libscipy_openblas*.so*")):
-            lib = ctypes.CDLL(str(path))
-            for suffix in ("64_", "_64_", ""):
-                get = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    return get, set_
-    except OSError:
-        pass
-    return None
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Run NumPy's BLAS on one thread inside the block (no-op if OpenBLAS is not found).
-
-    EM issues many medium-sized products; on an oversubscribed 2-core machine OpenBLAS's
-    worker threads made a 20-episode GMM update 20-50x slower (measured 0.3 s single-threaded
-    against 7-26 s with threads).
-    """
-    fns = _openblas()
-    if fns is None:
-        yield
-        return
-    get, set_ = fns
-    n = int(get())
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(n)
+def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
+    """NumPy's BLAS on one thread inside the block (:func:`nafrl.runtime.blas_threads`)."""
+    return blas_threads(1)
 
 
 def fit_gmm(
