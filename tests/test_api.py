@@ -252,7 +252,9 @@ def test_one_algorithm_registry_names_every_class_and_agent():
     assert agent_class("naf") is nafrl.NAF and agent_class("ddpg") is nafrl.DDPG
     for name in algorithm_names():
         assert agent_class(name).algo == name
-        assert make_agent(name, Config(), 3, 1).name == name
+    # The registry builds each algorithm's own agent: NAF has no separate actor, DDPG has one.
+    assert make_agent("naf", Config(), 3, 1).init(jax.random.PRNGKey(0)).actor_params is None
+    assert make_agent("ddpg", Config(), 3, 1).init(jax.random.PRNGKey(0)).actor_params is not None
     with pytest.raises(ValueError, match="unknown algorithm 'sac'; accepted: naf, ddpg"):
         agent_class("sac")
     with pytest.raises(ValueError, match="unknown algorithm 'sac'; accepted: naf, ddpg"):
