@@ -9,7 +9,7 @@ Every model has ``fit(x (E, T+1, dx), u (E, T, du)) -> self``, a batched
 ``step(x, u, t, key=None)`` and ``linearize(x_hat, u_hat, t0) -> LinearDynamics``.
 """
 
-from nafrl.models.base import DynamicsModel, LinearDynamics
+from nafrl.models.base import DynamicsModel, LinearDynamics, ObservedDynamics
 from nafrl.models.linear_gaussian import LinearGaussianDynamics
 from nafrl.models.neural import NeuralDynamics
 from nafrl.models.priors import NIW, GaussianPrior, GMMPrior
@@ -23,5 +23,6 @@ __all__ = [
     "LinearDynamics",
     "LinearGaussianDynamics",
     "NeuralDynamics",
+    "ObservedDynamics",
     "SimulatorDynamics",
 ]

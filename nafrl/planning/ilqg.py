@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from nafrl.models.base import Array, DynamicsModel, LinearDynamics
-from nafrl.models.linear_gaussian import LinearGaussianDynamics
 from nafrl.planning.controller import LinearGaussianController
 from nafrl.planning.lqr import (
     RewardFn,
     TerminalFn,
+    as_model,
     backward_pass,
     expand,
     neg_inverse,
@@ -54,13 +54,6 @@ class ILQGInfo(NamedTuple):
     converged: bool
     returns: tuple[float, ...]
     """Return after each accepted iteration."""
-
-
-def as_model(dynamics: DynamicsModel | LinearDynamics) -> DynamicsModel:
-    """A bare :class:`LinearDynamics` as a model; models pass through."""
-    if isinstance(dynamics, LinearDynamics):
-        return LinearGaussianDynamics.from_params(*dynamics)
-    return dynamics
 
 
 def ilqg(

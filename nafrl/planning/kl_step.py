@@ -24,12 +24,12 @@ import numpy as np
 
 from nafrl.models.base import Array, DynamicsModel, LinearDynamics
 from nafrl.planning.controller import LinearGaussianController
-from nafrl.planning.ilqg import as_model
 from nafrl.planning.lqr import (
     Marginals,
     QuadraticReward,
     RewardFn,
     TerminalFn,
+    as_model,
     backward_pass,
     chol_solve,
     expand,

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nafrl.models.base import Array, DynamicsModel, LinearDynamics, ObservedDynamics
+from nafrl.models.linear_gaussian import LinearGaussianDynamics
 from nafrl.planning.controller import LinearGaussianController
 
 RewardFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -367,6 +368,13 @@ def _returns(
     if terminal_reward is not None:
         ret = ret + jax.vmap(terminal_reward)(obs[:, -1])
     return ret
+
+
+def as_model(dynamics: DynamicsModel | LinearDynamics) -> DynamicsModel:
+    """A bare :class:`LinearDynamics` as a model; models pass through."""
+    if isinstance(dynamics, LinearDynamics):
+        return LinearGaussianDynamics.from_params(*dynamics)
+    return dynamics
 
 
 def rollout_controller(
