@@ -179,7 +179,8 @@ def select_render_backend() -> str:
 
     Called only when something renders. A ``MUJOCO_GL`` chosen by the user is kept, as is
     MuJoCo's own choice (GLFW) on a machine with a display; otherwise the first present of
-    OSMesa, then EGL. Raises :class:`RenderingUnavailableError` naming the Debian package
+    OSMesa, then EGL (only the one ``PYOPENGL_PLATFORM`` names, if it is set). Raises
+    :class:`RenderingUnavailableError` naming the Debian package
     when neither is present.
     """
     if _MISSING_BACKEND is not None:
@@ -193,7 +194,11 @@ def select_render_backend() -> str:
         return chosen
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return "glfw"
+    # PyOpenGL fixes its platform when first imported (dm_control, for one, may have chosen).
+    platform = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
     for backend, lib, _package in RENDER_BACKENDS:
+        if platform and platform != backend:
+            continue
         if _loadable(lib):
             _install_backend(backend)
             return backend
