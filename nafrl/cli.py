@@ -136,6 +136,72 @@ def _resume_spec(
     return RunSpec(rec.algo, rec.env, rec.seed, budget, rec.config, rec.eval_episodes)
 
 
+@app.command(name="sweep")
+def sweep(
+    action: tyro.conf.Positional[Literal["run", "status", "report"]],
+    target: tyro.conf.Positional[Path | None] = None,
+    out: Path | None = None,
+    workers: int | None = None,
+    backend: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    paper: str | None = None,
+    budget: Literal["paper", "laptop"] = "laptop",
+) -> None:
+    """Sweeps. ``nafrl sweep run SPEC.toml --out DIR [--workers N] [--backend local|ray]
+    [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
+    --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
+    resuming partial ones; ``nafrl sweep status DIR`` and ``nafrl sweep report DIR`` read it."""
+    from nafrl.experiments.spec import SpecError
+    from nafrl.runs import RunError
+
+    try:
+        if action == "run":
+            from nafrl.experiments.sweep import run_sweep
+
+            if out is None:
+                raise SpecError("sweep run needs --out DIR (the sweep's folder)")
+            if (target is None) == (paper is None):
+                raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
+            if paper is not None:
+                from nafrl.experiments.protocols import protocol
+
+                specs, record = protocol(paper, budget)
+                summary = run_sweep(
+                    specs, out, workers=workers, backend=backend, address=address,
+                    name=f"{paper}-{budget}", spec_record=record,
+                )  # fmt: skip
+            else:
+                summary = run_sweep(
+                    target, out, workers=workers, backend=backend, address=address
+                )
+            print(
+                f"sweep {out}: {summary.done}/{summary.total} runs done, "
+                f"{len(summary.failed)} failed, {summary.interrupted} interrupted"
+            )
+            for rid, err in summary.failed.items():
+                print(f"  failed {rid}: {err}", file=sys.stderr)
+            if summary.failed:
+                raise SystemExit(1)
+            return
+        if target is None:
+            raise SpecError(f"nafrl sweep {action} needs the sweep folder: sweep {action} DIR")
+        try:
+            from nafrl.experiments import report as report_mod
+        except ImportError:
+            _fail(f"nafrl sweep {action} needs nafrl.experiments.report, which is not installed")
+            return
+        if action == "status":
+            result = report_mod.sweep_status(target)
+        else:
+            result = report_mod.write_report(target)
+        if result is not None:
+            print(result)
+    except (SpecError, RunError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
 @app.command(name="eval")
 def evaluate(run_dir: tyro.conf.Positional[Path], episodes: int = 10, seed: int = 12_345) -> None:
     """Deterministic test episodes of a trained run (or a checkpoint file)."""

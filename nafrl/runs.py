@@ -158,6 +158,8 @@ class RunResult:
     wall_time: float
     final_eval: dict[str, float] | None
     started_at_step: int = 0
+    learn_seconds: float = 0.0
+    """Seconds this call spent inside ``learn()`` (the rest is the runner's own overhead)."""
 
 
 def run(
@@ -274,7 +276,7 @@ def _run_locked(
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
         raise
     try:
-        start = model.num_timesteps
+        start, wall0 = model.num_timesteps, model.wall_time
         (folder / "failed.json").unlink(missing_ok=True)
         stop = _train(model, spec, folder, progress_bar, callback)
         if stop is not None:
@@ -289,12 +291,12 @@ def _run_locked(
                 )
             return RunResult(
                 folder, False, False, model.num_timesteps, model.num_episodes,
-                model.wall_time, None, start,
+                model.wall_time, None, start, model.wall_time - wall0,
             )  # fmt: skip
         final = _finish(model, spec, folder)
         return RunResult(
             folder, True, False, model.num_timesteps, model.num_episodes, model.wall_time,
-            final, start,
+            final, start, model.wall_time - wall0,
         )  # fmt: skip
     except (RunInterrupted, RunError, ConfigError, KeyboardInterrupt, SystemExit):
         raise  # user errors and stops; a second Ctrl-C keeps the last checkpoint
