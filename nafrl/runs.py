@@ -187,6 +187,8 @@ def run(
     if folder.exists() and not folder.is_dir():
         raise RunError(f"{folder} exists and is not a folder")
     created = not folder.exists()
+    if not created and not (folder / "config.json").exists() and not _is_empty(folder):
+        _refuse_foreign(folder)  # checked before the lock file is made: leave it untouched
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with _locked(folder):
@@ -259,10 +261,7 @@ def _run_locked(
                 int(d["num_timesteps"]),
             )
     elif not _is_empty(folder):
-        raise RunError(
-            f"{folder} is not empty and holds no nafrl run (no config.json); choose an empty "
-            "or new folder"
-        )
+        _refuse_foreign(folder)
     fresh = not cfg_path.exists()
     if fresh:
         _check_env(spec)  # before anything is written: a bad env id leaves no folder
@@ -531,6 +530,13 @@ def _stop_on_signals(stop: list[tuple[int, str]]) -> Iterator[None]:
     finally:
         for s in sigs:
             signal.signal(s, old[s] if old[s] is not None else signal.SIG_DFL)
+
+
+def _refuse_foreign(folder: Path) -> None:
+    raise RunError(
+        f"{folder} is not empty and holds no nafrl run (no config.json); choose an empty "
+        "or new folder"
+    )
 
 
 def _is_empty(folder: Path) -> bool:
