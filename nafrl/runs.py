@@ -260,7 +260,7 @@ def _run_locked(
                 d["final_eval"],
                 int(d["num_timesteps"]),
             )
-    elif not _is_empty(folder):
+    elif not _is_empty(folder, clean=True):
         _refuse_foreign(folder)
     fresh = not cfg_path.exists()
     if fresh:
@@ -539,8 +539,18 @@ def _refuse_foreign(folder: Path) -> None:
     )
 
 
-def _is_empty(folder: Path) -> bool:
-    return not any(p.name != LOCK_NAME for p in folder.iterdir())
+def _is_empty(folder: Path, clean: bool = False) -> bool:
+    """Nothing but the lock file and temporary files of an atomic write that was killed
+    (``.config.json.*.tmp``: a trainer killed while creating the run); ``clean`` (only under
+    the lock) removes those."""
+    empty = True
+    for p in folder.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
+            if clean:
+                p.unlink(missing_ok=True)
+        elif p.name != LOCK_NAME:
+            empty = False
+    return empty
 
 
 def _is_int(x: Any) -> bool:
