@@ -49,6 +49,7 @@ def train(
     current episode and prints how to resume."""
     from nafrl.runs import RunError, RunInterrupted, RunSpec, checkpoint_step, run
 
+    folder: Path | None = None
     try:
         if steps is not None and episodes is not None:
             raise RunError("give the budget as --steps or --episodes, not both")
@@ -68,9 +69,14 @@ def train(
     except RunInterrupted as e:
         print(f"nafrl: {e}", file=sys.stderr)
         raise SystemExit(128 + e.signum) from None
+    except KeyboardInterrupt:  # outside the training loop, or a second Ctrl-C: stop now
+        where = f"; resume with: nafrl train --resume {folder}" if folder is not None else ""
+        print(f"nafrl: interrupted; the last checkpoint (if any) is kept{where}", file=sys.stderr)
+        raise SystemExit(130) from None
     except RunError as e:
         _fail(str(e))
         return
+    assert folder is not None
     final = result.final_eval or {}
     if result.skipped:
         print(f"{folder} is already finished; nothing to do")
