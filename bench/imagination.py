@@ -9,8 +9,11 @@ reacher (l = 10) and gripper (l = 5), several seeds each. Reports learning curve
     python bench/imagination.py all --tasks reacher --seeds 0 1 2     # every variant
     python bench/imagination.py report                                # table + figures
 
-Each run is a normal nafrl run folder under bench/results/imagination/<task>/<variant>-s<seed>
-(resumable with the same command); ``report`` writes summary.json, summary.md and PNGs there.
+Each run is a normal nafrl run folder (the layout of :mod:`nafrl.runs`) under
+bench/results/imagination/<task>/<variant>-s<seed>, resumable with the same command;
+``report`` writes summary.json, summary.md and PNGs there. Folders written before
+:mod:`nafrl.runs` existed have another config.json layout: ``report`` reads them, ``run``
+refuses to resume them.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from typing import Literal
 import numpy as np
 import tyro
 
-import nafrl
+from nafrl.config import make_config
 from nafrl.experiments.metrics import episodes_to_reach, threshold
 from nafrl.experiments.plots import read_csv
+from nafrl.runs import RunSpec, run
 
 ROOT = Path(__file__).resolve().parent / "results" / "imagination"
 TASKS = {
@@ -64,45 +68,27 @@ COMMON = dict(eval_interval=5, eval_episodes=3, checkpoint_interval=5, learning_
 
 
 def run_one(task: Task, variant: Variant, seed: int, episodes: int = 0) -> Path:
-    """Train one variant for ``episodes`` episodes (resuming a stopped run)."""
+    """Train one variant for ``episodes`` episodes (resuming a stopped run) through the one
+    run-lifecycle function, :func:`nafrl.runs.run`."""
     env_id, length, default_episodes, off_after = TASKS[task]
     episodes = episodes or default_episodes
     kind, length, project = parse_variant(variant, length)
     run_dir = ROOT / task / f"{variant}-s{seed}"
-    ck = run_dir / "checkpoint.npz"
-    if ck.exists():
-        model = nafrl.NAF.load(ck, run_dir=run_dir)
-        model.logger.truncate_after(model.num_episodes)
-    else:
-        kw = dict(COMMON)
-        if kind != "model-free":
-            kw.update(
-                model=kind,
-                imagination_length=length,
-                imagination_off_after=off_after,
-                project_imagined=project,
-            )
-        model = nafrl.NAF(env_id, seed=seed, run_dir=run_dir, **kw)
-        model.logger.write_config(
-            {
-                "task": task,
-                "variant": variant,
-                "seed": seed,
-                "env": env_id,
-                "config": model.config.to_dict(),
-            }
+    kw = dict(COMMON)
+    if kind != "model-free":
+        kw.update(
+            model=kind,
+            imagination_length=length,
+            imagination_off_after=off_after,
+            project_imagined=project,
         )
-    T = model.env.unwrapped.horizon
-    remaining = episodes * T - model.num_timesteps
+    spec = RunSpec("naf", env_id, seed, {"episodes": episodes}, make_config(**kw))
     t0 = time.perf_counter()
-    if remaining > 0:
-        model.learn(remaining, progress_bar=True)
-        model.save(ck)
+    result = run(spec, run_dir, progress_bar=True)
     print(
-        f"{task}/{variant}-s{seed}: {model.num_episodes} episodes in "
-        f"{time.perf_counter() - t0:.0f} s; time split {model.time_split()}"
+        f"{task}/{variant}-s{seed}: {result.num_episodes} episodes "
+        f"({'already done' if result.skipped else f'{time.perf_counter() - t0:.0f} s'})"
     )
-    model.close()
     return run_dir
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ from nafrl.errors import TrainingDivergedError
 from nafrl.logger import RunLogger
 from nafrl.persistence import load_agent, save_agent
 from nafrl.replay import ReplayBuffer
-from nafrl.rollout import evaluate_policy
+from nafrl.rollout import evaluate_policy, evaluation_seed
 from nafrl.runtime import freeze_gc, unfreeze_gc
 from nafrl.types import Batch
 
@@ -133,16 +134,28 @@ class OffPolicyAgent:
         return (u[0] if obs.ndim == 1 else u), None
 
     # ------------------------------------------------------------------ learning
-    def learn(self, total_timesteps: int, progress_bar: bool = False) -> OffPolicyAgent:
+    def learn(
+        self,
+        total_timesteps: int,
+        progress_bar: bool = False,
+        callback: Callable[[OffPolicyAgent], bool | None] | None = None,
+    ) -> OffPolicyAgent:
         """Train for ``total_timesteps`` more environment steps (Algorithm 1); continues the
-        previous call's episode, buffer and counters."""
+        previous call's episode, buffer and counters. ``callback(self)`` is called after each
+        finished episode (after its logging, evaluation and checkpoint); returning ``False``
+        stops training there, at the episode boundary."""
         if not isinstance(total_timesteps, int | np.integer) or total_timesteps < 0:
             raise ValueError(f"total_timesteps must be an integer >= 0, got {total_timesteps!r}")
         target = self.num_timesteps + int(total_timesteps)
-        self._run_until(target, progress_bar)
+        self._run_until(target, progress_bar, callback)
         return self
 
-    def _run_until(self, target: int, progress_bar: bool) -> None:
+    def _run_until(
+        self,
+        target: int,
+        progress_bar: bool,
+        callback: Callable[[OffPolicyAgent], bool | None] | None = None,
+    ) -> None:
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -229,6 +242,8 @@ class OffPolicyAgent:
                 if terminated or truncated:
                     self.wall_time = wall0 + time.perf_counter() - t_start
                     self._end_episode(bar)
+                    if callback is not None and callback(self) is False:
+                        break
         finally:
             unfreeze_gc(frozen)
             self.wall_time = wall0 + time.perf_counter() - t_start
@@ -351,7 +366,7 @@ class OffPolicyAgent:
             lambda o: self.predict(o, deterministic=True)[0],
             self._eval_env,
             episodes,
-            seed=10_000 + self.seed,
+            seed=evaluation_seed(self.seed, episodes),  # disjoint from other training seeds' tests
         )
         row = {
             "episode": self.num_episodes,

@@ -7,17 +7,21 @@ nafrl/Reacher-v0 --steps 50000 --seed 1 --learning-rate 1e-4 --batch-norm``.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import numpy as np
 import tyro
 
 from nafrl.config import Config
+
+if TYPE_CHECKING:
+    from nafrl.runs import RunSpec
 
 app = tyro.extras.SubcommandApp()
 
@@ -31,7 +35,8 @@ def _default_run_dir(algo: str, env: str, seed: int) -> Path:
 def train(
     algo: Literal["naf", "ddpg"] = "naf",
     env: str = "InvertedPendulum-v5",
-    steps: int = 20_000,
+    steps: int | None = None,
+    episodes: int | None = None,
     seed: int = 0,
     run_dir: Path | None = None,
     resume: Path | None = None,
@@ -39,52 +44,162 @@ def train(
     config: Annotated[Config, tyro.conf.OmitArgPrefixes] = Config(),  # noqa: B008
 ) -> None:
     """Train NAF or DDPG; writes config, metrics CSVs, TensorBoard events, a checkpoint and a
-    learning-curve PNG into a run folder. ``--resume RUN_DIR`` continues a stopped run."""
-    from nafrl.api import DDPG, NAF, OffPolicyAgent
-    from nafrl.experiments.plots import plot_runs
-    from nafrl.logger import read_json_object
+    learning-curve PNG into a run folder. The budget is ``--steps N`` (default 20000) or
+    ``--episodes N``. ``--resume RUN_DIR`` continues a stopped run with its own settings:
+    ``--steps``/``--episodes`` then set a larger total, and any flag that would change the
+    run's configuration is refused. Ctrl-C (or SIGTERM) saves a checkpoint at the end of the
+    current episode and prints how to resume."""
+    from nafrl.runs import RunError, RunInterrupted, RunSpec, checkpoint_step, run
 
-    if resume is not None:
-        run_path = Path(resume)
-        cfg_file = run_path / "config.json"
-        if not cfg_file.exists():
-            _fail(f"--resume {run_path}: not a run folder (no config.json)")
-        run_info = read_json_object(cfg_file, required=("algo", "env", "seed", "steps", "config"))
-        steps = int(run_info["steps"])
-        if (run_path / "checkpoint.npz").exists():
-            model = OffPolicyAgent.load(run_path / "checkpoint.npz", run_dir=run_path)
-            model.logger.truncate_after(model.num_episodes)
-            print(f"resuming {run_path} at step {model.num_timesteps} of {steps}")
-        else:  # stopped before its first checkpoint: start over with the same settings
-            klass = NAF if run_info["algo"] == "naf" else DDPG
-            model = klass(
-                run_info["env"],
-                seed=run_info["seed"],
-                run_dir=run_path,
-                config=Config.from_dict(run_info["config"]),
-            )
-            model.logger.truncate_after(0)
-    else:
-        run_path = run_dir or _default_run_dir(algo, env, seed)
-        if (run_path / "checkpoint.npz").exists():
-            _fail(f"{run_path} already holds a run; use --resume {run_path} or another --run-dir")
-        klass = NAF if algo == "naf" else DDPG
-        model = klass(env, seed=seed, run_dir=run_path, config=config)  # validates first
-        model.logger.write_config(
-            {"algo": algo, "env": env, "steps": steps, "seed": seed, "config": config.to_dict()}
-        )
-    model.learn(max(0, steps - model.num_timesteps), progress_bar=progress_bar)
-    model.save(run_path / "checkpoint.npz")
-    final = model.evaluate(model.config.eval_episodes)
-    png = plot_runs(
-        [run_path], run_path / "learning_curve.png", title=f"{model.algo.upper()} on {model.env_id}"
-    )
-    model.close()
+    folder: Path | None = None
+    try:
+        if steps is not None and episodes is not None:
+            raise RunError("give the budget as --steps or --episodes, not both")
+        if resume is not None:
+            if run_dir is not None:
+                raise RunError("--resume names the run folder already; drop --run-dir")
+            spec = _resume_spec(Path(resume), algo, env, seed, steps, episodes, config)
+            folder = Path(resume)
+            print(f"resuming {folder} from step {checkpoint_step(folder)}")
+        else:
+            budget = {"episodes": episodes} if episodes is not None else {"steps": steps or 0}
+            if steps is None and episodes is None:
+                budget = {"steps": 20_000}
+            spec = RunSpec(algo, env, seed, budget, config)
+            folder = run_dir if run_dir is not None else _default_run_dir(algo, env, seed)
+        result = run(spec, folder, progress_bar=progress_bar, exist_ok=resume is not None)
+    except RunInterrupted as e:
+        print(f"nafrl: {e}", file=sys.stderr)
+        raise SystemExit(128 + e.signum) from None
+    except KeyboardInterrupt:  # outside the training loop, or a second Ctrl-C: stop now
+        where = f"; resume with: nafrl train --resume {folder}" if folder is not None else ""
+        print(f"nafrl: interrupted; the last checkpoint (if any) is kept{where}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except RunError as e:
+        _fail(str(e))
+        return
+    assert folder is not None
+    final = result.final_eval or {}
+    if result.skipped:
+        print(f"{folder} is already finished; nothing to do")
     print(
-        f"test return {final['test_return']:.4g} ± {final['test_return_std']:.3g} after "
-        f"{model.num_timesteps} steps ({model.num_episodes} episodes, {model.wall_time:.0f} s)"
+        f"test return {final.get('test_return', float('nan')):.4g} ± "
+        f"{final.get('test_return_std', float('nan')):.3g} after {result.num_timesteps} steps "
+        f"({result.num_episodes} episodes, {result.wall_time:.0f} s)"
     )
-    print(f"run folder: {run_path}  (learning curve: {png})")
+    print(f"run folder: {folder}  (learning curve: {folder / 'learning_curve.png'})")
+
+
+def _resume_spec(
+    folder: Path,
+    algo: str,
+    env: str,
+    seed: int,
+    steps: int | None,
+    episodes: int | None,
+    config: Config,
+) -> RunSpec:
+    """The run recorded in ``folder``, with its budget raised by ``--steps``/``--episodes``.
+    A flag that would change anything else is refused: it counts as given when its value
+    differs from the default or it is on the command line."""
+    from nafrl.runs import RunError, RunSpec, read_json
+
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise RunError(f"--resume {folder}: not a run folder (no config.json)")
+    rec = RunSpec.from_dict(read_json(cfg_file))
+    argv = {a.split("=")[0] for a in sys.argv[1:]}
+
+    def given(name: str, value: object, default: object) -> bool:
+        flag = name.replace("_", "-")
+        return value != default or bool({f"--{flag}", f"--no-{flag}", f"--{name}"} & argv)
+
+    changed = [
+        f"--{n.replace('_', '-')} {v!r} (the run has {getattr(rec, n)!r})"
+        for n, v, d in (
+            ("algo", algo, "naf"),
+            ("env", env, "InvertedPendulum-v5"),
+            ("seed", seed, 0),
+        )
+        if given(n, v, d) and v != getattr(rec, n)
+    ]
+    default = Config()
+    for f in dataclasses.fields(Config):
+        v = getattr(config, f.name)
+        if given(f.name, v, getattr(default, f.name)) and v != getattr(rec.config, f.name):
+            changed.append(
+                f"--{f.name.replace('_', '-')} {v!r} (the run has {getattr(rec.config, f.name)!r})"
+            )
+    if changed:
+        raise RunError(
+            f"--resume keeps the run's configuration; refused: {', '.join(changed)}. Only "
+            "--steps/--episodes (a larger total) may be given; start a new --run-dir to change it"
+        )
+    kind = rec.budget_kind
+    new = {"steps": steps, "episodes": episodes}
+    other = "episodes" if kind == "steps" else "steps"
+    if new[other] is not None:
+        raise RunError(f"{folder} has a budget in {kind}; give --{kind}, not --{other}")
+    budget = {kind: new[kind]} if new[kind] is not None else dict(rec.budget)
+    return RunSpec(rec.algo, rec.env, rec.seed, budget, rec.config, rec.eval_episodes)
+
+
+@app.command(name="sweep")
+def sweep(
+    action: tyro.conf.Positional[Literal["run", "status", "report"]],
+    target: tyro.conf.Positional[Path | None] = None,
+    out: Path | None = None,
+    workers: int | None = None,
+    backend: Literal["local", "ray"] = "local",
+    address: str | None = None,
+    paper: str | None = None,
+    budget: Literal["paper", "laptop"] = "laptop",
+) -> None:
+    """Sweeps. ``nafrl sweep run SPEC.toml --out DIR [--workers N] [--backend local|ray]
+    [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
+    --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
+    resuming partial ones; ``nafrl sweep status DIR`` and ``nafrl sweep report DIR`` read it."""
+    from nafrl.experiments import report as report_mod
+    from nafrl.experiments.spec import SpecError
+    from nafrl.runs import RunError
+
+    try:
+        if action == "run":
+            from nafrl.experiments.sweep import run_sweep
+
+            if out is None:
+                raise SpecError("sweep run needs --out DIR (the sweep's folder)")
+            if (target is None) == (paper is None):
+                raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
+            if paper is not None:
+                from nafrl.experiments.protocols import protocol
+
+                specs, record = protocol(paper, budget)
+                summary = run_sweep(
+                    specs, out, workers=workers, backend=backend, address=address,
+                    name=f"{paper}-{budget}", spec_record=record,
+                )  # fmt: skip
+            else:
+                summary = run_sweep(target, out, workers=workers, backend=backend, address=address)
+            print(
+                f"sweep {out}: {summary.done}/{summary.total} runs done, "
+                f"{len(summary.failed)} failed, {summary.interrupted} interrupted"
+            )
+            for rid, err in summary.failed.items():
+                print(f"  failed {rid}: {err}", file=sys.stderr)
+            if summary.failed:
+                raise SystemExit(1)
+            return
+        if target is None:
+            raise SpecError(f"nafrl sweep {action} needs the sweep folder: sweep {action} DIR")
+        if action == "status":
+            print(report_mod.format_status(report_mod.sweep_status(target)))
+        else:
+            print(f"wrote {report_mod.write_report(target)}")
+    except (SpecError, RunError, report_mod.SweepFolderError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 @app.command(name="eval")

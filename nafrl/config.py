@@ -306,10 +306,16 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
         "fictional_buffer_size",
         "model_noise",
         "project_imagined",
+        "model_prior",
+        "kl_step",
+        "adapt_kl_step",
+        "mpc_horizon",
+        "mpc_iterations",
+        "ilqg_iterations",
     ),
     "ddpg": ("actor_learning_rate",),
 }
-ALGOS: tuple[str, ...] = tuple(ALGO_ONLY)
+ALGOS: tuple[str, ...] = tuple(ALGO_ONLY)  # equals nafrl.agents.ALGORITHMS (tested)
 
 
 def validate_for_algo(config: Config, algo: str) -> Config:

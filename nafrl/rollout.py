@@ -40,6 +40,20 @@ def run_episode(
     return EpisodeResult(total, t, bool(terminated))
 
 
+#: Test episodes of training seed s use seeds TEST_SEED_BASE + s * TEST_SEEDS_PER_RUN + i: above
+#: every training seed (< 2**32) and disjoint across training seeds for up to 65,536 episodes.
+TEST_SEED_BASE = 2**40
+TEST_SEEDS_PER_RUN = 2**16
+
+
+def evaluation_seed(training_seed: int, episodes: int = 1) -> int:
+    """The first test-episode seed of a run trained with ``training_seed``; its ``episodes``
+    test episodes use this seed and the next ``episodes - 1``."""
+    if not 1 <= episodes <= TEST_SEEDS_PER_RUN:
+        raise ValueError(f"test episodes must be in [1, {TEST_SEEDS_PER_RUN}], got {episodes}")
+    return TEST_SEED_BASE + int(training_seed) * TEST_SEEDS_PER_RUN
+
+
 def evaluate_policy(
     policy: Callable[[np.ndarray], np.ndarray], env: gym.Env, episodes: int, seed: int
 ) -> list[float]:
@@ -52,4 +66,4 @@ def evaluate_policy(
     ]
 
 
-__all__ = ["EpisodeResult", "TimedPolicy", "evaluate_policy", "run_episode"]
+__all__ = ["EpisodeResult", "TimedPolicy", "evaluate_policy", "run_episode", "evaluation_seed"]

@@ -249,6 +249,10 @@ def test_training_compiles_nothing_after_the_first_episodes(xla_compilations):
 
 def test_one_algorithm_registry_names_every_class_and_agent():
     assert algorithm_names() == tuple(ALGORITHMS) == ("naf", "ddpg")
+    # The config's per-algorithm option table names the same algorithms.
+    from nafrl.config import ALGOS
+
+    assert tuple(ALGORITHMS) == ALGOS
     assert agent_class("naf") is nafrl.NAF and agent_class("ddpg") is nafrl.DDPG
     for name in algorithm_names():
         assert agent_class(name).algo == name
@@ -296,3 +300,35 @@ def test_run_episode_and_evaluate_policy_count_steps_and_rewards():
     assert evaluate_policy(lambda o: np.zeros(1), _Countdown(3), 4, seed=0) == [3.0] * 4
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         evaluate_policy(lambda o: np.zeros(1), env, 0, seed=0)
+
+
+def test_test_episodes_of_different_training_seeds_are_disjoint():
+    """Issue 11 item 6: each run's test episodes start from seeds no other training seed uses."""
+    from nafrl.rollout import TEST_SEEDS_PER_RUN, evaluation_seed
+
+    episodes = 10
+    sets = [
+        set(range(evaluation_seed(s, episodes), evaluation_seed(s, episodes) + episodes))
+        for s in (0, 1, 2, 2**32 - 1)
+    ]
+    assert all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1 :])
+    assert min(sets[0]) > 2**32  # above every training seed
+    with pytest.raises(ValueError, match="test episodes must be in"):
+        evaluation_seed(0, TEST_SEEDS_PER_RUN + 1)
+
+    # The agent's evaluation resets its (copied) test env with exactly these seeds.
+    class Spy(gym.Wrapper):
+        seen: list[int] = []  # a class attribute, shared with the agent's copy of the env
+
+        @property
+        def spec(self):  # no spec: the agent deep-copies this env for its test episodes
+            return None
+
+        def reset(self, *, seed=None, options=None):
+            Spy.seen.append(seed)
+            return super().reset(seed=seed, options=options)
+
+    m = nafrl.NAF(Spy(gym.make("Pendulum-v1")), seed=3, hidden_sizes=(8,))
+    m.evaluate(3)
+    base = evaluation_seed(3, 3)
+    assert Spy.seen == [base, base + 1, base + 2]

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nafrl.errors import NafrlError
 from nafrl.experiments import stats
 from nafrl.experiments.metrics import best_and_episodes
 from nafrl.experiments.paper import TABLE1, TABLE2, domain_of
@@ -65,7 +66,7 @@ VARIANT_KEY = "variant"
 when present it is the variant's name in the report instead of one made from the config."""
 
 
-class SweepFolderError(ValueError):
+class SweepFolderError(NafrlError, ValueError):
     """A sweep folder that cannot be read; the message names the file and what is wrong."""
 
 

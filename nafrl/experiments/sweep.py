@@ -1,0 +1,515 @@
+"""Run a sweep: every planned run through :func:`nafrl.runs.run`, locally or on Ray.
+
+    nafrl sweep run SPEC.toml --out DIR [--workers N] [--backend local|ray] [--address ADDR]
+    nafrl sweep run --paper table1 --budget laptop --out DIR
+
+* **Local** (default): a process pool (spawn) of ``N`` workers (default: the core count),
+  each limited to one thread (XLA's CPU back end, OpenMP, OpenBLAS, MKL) before it imports
+  JAX. At most ``N`` runs are in flight, so a stop request never starts another run.
+* **Ray** (the ``nafrl[ray]`` extra): the same :func:`execute` as a Ray task with one CPU
+  per run, on a local Ray or the cluster at ``--address``.
+* **Idempotent**: the spec is validated whole before anything starts; a rerun skips finished
+  runs (their ``done.json``), resumes partial ones from their checkpoints and retries failed
+  ones. ``kill -9`` of the sweep loses no finished run (workers die with it) and no more than
+  one checkpoint interval of a running one.
+
+``DIR/sweep.json`` is the manifest {"name", "spec", "runs": [{"id", "algo", "task", "seed",
+"point", "budget", "config", ...}]}; ``DIR/runs/<id>/`` are ordinary run folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nafrl.experiments.spec import PlannedRun, SpecError, SweepSpec, expand
+from nafrl.runs import read_json, write_json_atomic
+
+#: Environment of every worker, set before it imports JAX or NumPy: one thread each, so N
+#: workers on N cores do not fight over them (issue 11; XLA's Eigen pool, OpenMP, BLAS).
+THREAD_ENV: dict[str, str] = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def worker_env(out: Path) -> dict[str, str]:
+    """:data:`THREAD_ENV` plus JAX's persistent compilation cache in ``out/.jax_cache``:
+    every run of a sweep compiles the same programs (the agent's initialisation, its train
+    step, its policy), and reading them back cuts the per-run start-up cost 2-3x (measured:
+    bench/README.md)."""
+    return {
+        **THREAD_ENV,
+        "JAX_COMPILATION_CACHE_DIR": str((out / ".jax_cache").resolve()),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+#: Env steps per second of one single-threaded worker training NAF with the default Config
+#: (2 x 200 units, batch 64, I = 5 updates per step), measured on this project's 2-core
+#: machine (issue 11: 351 and 347 steps/s for two concurrent HalfCheetah runs). The estimate
+#: scales it by 5 / updates_per_step and prefers the rate of runs already finished in DIR.
+REFERENCE_STEPS_PER_SEC = 350.0
+#: Seconds each run costs besides training: process start-up, JIT compilation, final
+#: evaluation, figure, markers (bench/sweep.py measures it).
+REFERENCE_RUN_OVERHEAD = 10.0
+
+Backend = Literal["local", "ray"]
+
+
+@dataclass
+class SweepSummary:
+    """Counts after a sweep (or a stop): runs done (this time or before), failed (id ->
+    error), interrupted, and the results this invocation produced (id -> execute()'s dict)."""
+
+    out: Path
+    total: int
+    done: int
+    failed: dict[str, str] = field(default_factory=dict)
+    interrupted: int = 0
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+
+# ---------------------------------------------------------------------------- worker side
+def execute(entry: dict[str, Any], folder: str) -> dict[str, Any]:
+    """Train one run of a sweep (a manifest entry) in ``folder``, in this process. Both back
+    ends call this; it never raises: it returns {"id", "status": done|stopped|interrupted|
+    locked|failed, ...} and leaves ``failed.json`` in the folder when the run failed."""
+    import traceback
+
+    from nafrl.config import Config
+    from nafrl.runs import RunInterrupted, RunLockedError, RunSpec, run
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"id": entry["id"]}
+    try:
+        spec = RunSpec(
+            entry["algo"],
+            entry["task"],
+            entry["seed"],
+            entry["budget"],
+            Config.from_dict(entry["config"]),
+            entry["eval_episodes"],
+        )
+        res = run(spec, folder)
+        out.update(
+            status="done" if res.done else "stopped",
+            skipped=res.skipped,
+            num_timesteps=res.num_timesteps,
+            num_episodes=res.num_episodes,
+            started_at_step=res.started_at_step,
+            learn_seconds=res.learn_seconds,
+            final_eval=res.final_eval,
+        )
+    except RunInterrupted as e:
+        out.update(status="interrupted", error=str(e))
+    except RunLockedError as e:
+        out.update(status="locked", error=str(e))
+    except Exception as e:  # noqa: BLE001  (reported per run; the sweep goes on)
+        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        failed = Path(folder) / "failed.json"
+        if Path(folder).is_dir() and not failed.exists():
+            write_json_atomic(failed, {"error": line, "traceback": traceback.format_exc()})
+        out.update(status="failed", error=read_json(failed)["error"] if failed.exists() else line)
+    out["seconds"] = time.perf_counter() - t0
+    out["runner_seconds"] = out["seconds"] - out.get("learn_seconds", 0.0)
+    return out
+
+
+def _worker_init() -> None:
+    """Pool worker set-up: die with the sweep process (so ``kill -9`` of the sweep leaves no
+    orphan training into a folder the rerun needs), and ignore Ctrl-C while idle (a run
+    catches it itself to checkpoint at the end of its episode)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# ---------------------------------------------------------------------------- back ends
+class _LocalBackend:
+    def __init__(self, workers: int) -> None:
+        import multiprocessing as mp
+
+        self.slots = workers
+        self.pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
+
+    def submit(self, entry: dict[str, Any], folder: str) -> Any:
+        return self.pool.apply_async(execute, (entry, folder))
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [h for h in handles if h.ready()]
+            if ready or time.monotonic() >= deadline:
+                return [(h, h.get()) for h in ready]
+            time.sleep(0.05)
+
+    def close(self, abort: bool) -> None:
+        if abort:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
+
+
+class _RayBackend:
+    def __init__(self, workers: int | None, address: str | None, env: dict[str, str]) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise SpecError("--backend ray needs Ray: pip install 'nafrl[ray]'") from None
+        self.ray = ray
+        kw: dict[str, Any] = {
+            "runtime_env": {"env_vars": env},
+            "include_dashboard": False,
+            "log_to_driver": False,
+        }
+        if address:
+            kw["address"] = address
+        elif workers:
+            kw["num_cpus"] = workers
+        if not ray.is_initialized():
+            ray.init(**kw)
+        self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(execute)
+
+    def submit(self, entry: dict[str, Any], folder: str) -> Any:
+        return self.remote.remote(entry, folder)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, dict[str, Any]]]:
+        ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=timeout)
+        out = []
+        for h in ready:
+            try:
+                out.append((h, self.ray.get(h)))
+            except Exception as e:  # noqa: BLE001  (a worker that died: reported per run)
+                out.append((h, {"status": "failed", "error": f"{type(e).__name__}: {e}"}))
+        return out
+
+    def close(self, abort: bool) -> None:
+        self.ray.shutdown()
+
+
+# ---------------------------------------------------------------------------- the sweep
+def run_sweep(
+    specs: SweepSpec | Sequence[SweepSpec] | str | Path,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    backend: Backend = "local",
+    address: str | None = None,
+    name: str | None = None,
+    spec_record: dict[str, Any] | None = None,
+    display: bool = True,
+) -> SweepSummary:
+    """Validate, plan and run a sweep into ``out`` (see the module docstring). ``specs`` is a
+    TOML path, a :class:`SweepSpec` or a list of them (a paper protocol); ``name`` and
+    ``spec_record`` name it and record it in the manifest (default: from the spec)."""
+    if isinstance(specs, str | Path):
+        from nafrl.experiments.spec import load_spec
+
+        specs = load_spec(specs)
+    specs = [specs] if isinstance(specs, SweepSpec) else list(specs)
+    if backend not in ("local", "ray"):
+        raise SpecError(f"unknown backend {backend!r}; accepted: local, ray")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SpecError(f"invalid --workers {workers!r}: expected an integer >= 1")
+    if address and backend != "ray":
+        raise SpecError("--address is for --backend ray")
+    runs = expand(specs)  # the whole grid, validated before anything is written
+    out = Path(out)
+    name = name or (specs[0].name if len(specs) == 1 else "+".join(s.name for s in specs))
+    record = spec_record or (
+        specs[0].to_dict() if len(specs) == 1 else {"specs": [s.to_dict() for s in specs]}
+    )
+    manifest = {"name": name, "spec": record, "runs": [r.manifest_entry() for r in runs]}
+    _write_manifest(out, manifest)
+
+    folders = {r.id: out / "runs" / r.id for r in runs}
+    todo = [r for r in runs if not (folders[r.id] / "done.json").is_file()]
+    workers = workers or os.cpu_count() or 1
+    est = estimate(runs, todo, folders, min(workers, max(1, len(todo))))
+    print(
+        f"sweep {name}: {len(runs)} runs ({len(runs) - len(todo)} done, {len(todo)} to run), "
+        f"{est['total_steps']:,} env steps ({est['remaining_steps']:,} to go); estimated "
+        f"{_hms(est['seconds'])} with {min(workers, max(1, len(todo)))} "
+        f"{'Ray' if backend == 'ray' else 'local'} worker(s) at {est['rate']:.0f} steps/s each "
+        f"({est['rate_source']})",
+        flush=True,
+    )
+    summary = SweepSummary(out, len(runs), len(runs) - len(todo))
+    if not todo:
+        return summary
+    t0 = time.perf_counter()
+    env = worker_env(out)
+    with _environ(env):
+        be: Any = (
+            _LocalBackend(min(workers, len(todo)))
+            if backend == "local"
+            else _RayBackend(workers, address, env)
+        )
+        monitor = _Monitor(runs, todo, folders, est, be.slots, display)
+        aborted = False
+        try:
+            _schedule(be, todo, folders, monitor, summary)
+        except KeyboardInterrupt:
+            aborted = True
+            print(
+                "\nnafrl: sweep stopped; running runs saved a checkpoint at their episode's end. "
+                "Rerun the same command to resume.",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            monitor.stop()
+            be.close(abort=aborted)
+            summary.wall_time = time.perf_counter() - t0
+    return summary
+
+
+def estimate(
+    runs: Sequence[PlannedRun], todo: Sequence[PlannedRun], folders: dict[str, Path], workers: int
+) -> dict[str, Any]:
+    """Total and remaining env steps and an estimated wall time for ``workers`` workers."""
+    import gymnasium as gym
+
+    import nafrl.envs  # noqa: F401
+
+    def steps(r: PlannedRun) -> int:
+        if r.spec.budget_kind == "steps":
+            return r.spec.budget_amount
+        horizon = gym.spec(r.spec.env).max_episode_steps or 1000
+        return r.spec.budget_amount * horizon
+
+    total = sum(steps(r) for r in runs)
+    remaining = 0
+    cost = 0.0  # steps weighted by updates per step (time ~ I at the default sizes)
+    for r in todo:
+        left = max(0, steps(r) - _progress(folders[r.id]))
+        remaining += left
+        cost += left * r.spec.config.updates_per_step / 5
+    rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
+    done = [read_json(f / "done.json") for f in folders.values() if (f / "done.json").is_file()]
+    learned = [d for d in done if d.get("wall_time", 0) > 0]
+    if learned:
+        rate = sum(d["num_timesteps"] for d in learned) / sum(d["wall_time"] for d in learned)
+        source = f"measured on the {len(learned)} finished run(s) here"
+        cost = remaining  # the finished runs' rate already reflects their settings
+    seconds = (cost / rate + REFERENCE_RUN_OVERHEAD * len(todo)) / max(1, workers)
+    return {
+        "total_steps": total,
+        "remaining_steps": remaining,
+        "rate": rate,
+        "rate_source": source,
+        "seconds": seconds,
+        "run_steps": {r.id: steps(r) for r in runs},
+    }
+
+
+def _schedule(
+    be: Any,
+    todo: Sequence[PlannedRun],
+    folders: dict[str, Path],
+    monitor: _Monitor,
+    summary: SweepSummary,
+) -> None:
+    """At most ``be.slots`` runs in flight; a finished one frees its slot for the next."""
+    queue = list(todo)
+    inflight: dict[Any, PlannedRun] = {}
+    while queue or inflight:
+        while queue and len(inflight) < be.slots:
+            r = queue.pop(0)
+            folders[r.id].parent.mkdir(parents=True, exist_ok=True)
+            inflight[be.submit(_entry(r), str(folders[r.id]))] = r
+            monitor.started(r.id)
+        for h, res in be.wait(list(inflight), timeout=0.5):
+            r = inflight.pop(h)
+            res.setdefault("id", r.id)
+            summary.results[r.id] = res
+            status = res.get("status")
+            if status == "done":
+                summary.done += 1
+            elif status == "interrupted":
+                summary.interrupted += 1
+            else:
+                summary.failed[r.id] = res.get("error", str(status))
+            monitor.finished(r.id, res)
+        monitor.refresh()
+
+
+def _entry(r: PlannedRun) -> dict[str, Any]:
+    return r.manifest_entry()
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / "sweep.json"
+    if path.is_file():
+        old = read_json(path)
+        if not isinstance(old, dict) or old.get("runs") != manifest["runs"]:
+            raise SpecError(
+                f"{out} holds another sweep ({old.get('name') if isinstance(old, dict) else '?'}"
+                f", {len(old.get('runs', [])) if isinstance(old, dict) else '?'} runs) whose "
+                "runs differ from this spec's; use another --out"
+            )
+        if old == manifest:
+            return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, manifest)
+
+
+def _progress(folder: Path) -> int:
+    """Env steps a run folder has logged (last row of episodes.csv), 0 if none."""
+    path = folder / "episodes.csv"
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        if len(lines) < 2 or lines[-1].startswith("episode"):
+            return 0
+        return int(float(lines[-1].split(",")[1]))
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` for the processes started inside (spawned pool workers copy the
+    environment); restored afterwards so the calling process is left as it was."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _Monitor:
+    """One live display (rich) of runs done, running, pending and failed, the current best
+    final test return per task, and the ETA; plain lines when not on a terminal."""
+
+    def __init__(
+        self,
+        runs: Sequence[PlannedRun],
+        todo: Sequence[PlannedRun],
+        folders: dict[str, Path],
+        est: dict[str, Any],
+        slots: int,
+        display: bool,
+    ) -> None:
+        from rich.console import Console
+
+        self.runs = {r.id: r for r in runs}
+        self.folders = folders
+        self.steps = est["run_steps"]
+        self.slots = slots
+        self.done = {r.id for r in runs} - {r.id for r in todo}
+        self.running: dict[str, int] = {}  # id -> steps at start
+        self.failed: set[str] = set()
+        self.best: dict[str, tuple[float, str]] = {}
+        for rid in self.done:
+            d = read_json(folders[rid] / "done.json")
+            self._note_best(rid, (d.get("final_eval") or {}).get("test_return"))
+        self.t0 = time.perf_counter()
+        self.steps_this_session = 0
+        self.remaining0 = est["remaining_steps"]
+        self.eta0 = est["seconds"]
+        self.console = Console(stderr=False)
+        self.live = None
+        if display and self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=2)
+            self.live.start()
+        self.display = display
+        self._last = 0.0
+
+    def started(self, rid: str) -> None:
+        self.running[rid] = _progress(self.folders[rid])
+
+    def finished(self, rid: str, res: dict[str, Any]) -> None:
+        start = self.running.pop(rid, 0)
+        self.steps_this_session += max(0, int(res.get("num_timesteps", start)) - start)
+        status = res.get("status")
+        if status == "done":
+            self.done.add(rid)
+            self._note_best(rid, (res.get("final_eval") or {}).get("test_return"))
+        elif status != "interrupted":
+            self.failed.add(rid)
+        if self.display and self.live is None:
+            r = self.runs[rid]
+            ret = (res.get("final_eval") or {}).get("test_return")
+            what = f"test return {ret:.4g}" if ret is not None else res.get("error", "")
+            print(
+                f"[{len(self.done)}/{len(self.runs)}] {status}: {rid} ({r.spec.algo} on "
+                f"{r.spec.env}) {what}; {self._counts()}",
+                flush=True,
+            )
+
+    def refresh(self) -> None:
+        if self.live is not None and time.perf_counter() - self._last > 0.5:
+            self._last = time.perf_counter()
+            self.live.update(self._table())
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.stop()
+
+    def _note_best(self, rid: str, ret: float | None) -> None:
+        if ret is None:
+            return
+        task = self.runs[rid].spec.env
+        if task not in self.best or ret > self.best[task][0]:
+            self.best[task] = (float(ret), rid)
+
+    def _eta(self) -> float:
+        elapsed = time.perf_counter() - self.t0
+        running = sum(max(0, _progress(self.folders[r]) - s) for r, s in self.running.items())
+        done_steps = self.steps_this_session + running
+        left = max(0, self.remaining0 - done_steps)
+        if done_steps <= 0 or elapsed < 5:
+            return max(0.0, self.eta0 - elapsed)
+        return left / (done_steps / elapsed)
+
+    def _counts(self) -> str:
+        pending = len(self.runs) - len(self.done) - len(self.running) - len(self.failed)
+        return (
+            f"done {len(self.done)}, running {len(self.running)}, pending {pending}, "
+            f"failed {len(self.failed)}, ETA {_hms(self._eta())}"
+        )
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        t = Table(title=f"sweep: {self._counts()}", show_header=True, expand=False)
+        t.add_column("task")
+        t.add_column("best final test return")
+        t.add_column("run")
+        for task, (ret, rid) in sorted(self.best.items()):
+            t.add_row(task, f"{ret:.4g}", rid)
+        return t
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+__all__ = ["THREAD_ENV", "SweepSummary", "estimate", "execute", "run_sweep", "worker_env"]

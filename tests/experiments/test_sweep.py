@@ -1,0 +1,242 @@
+"""Sweeps end to end with real components: 2 workers, kill -9 and rerun, Ray against local,
+and every bad spec rejected before anything starts."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nafrl.experiments.spec import SpecError, SweepSpec, expand, load_spec
+from nafrl.experiments.sweep import run_sweep
+
+TINY_TOML = """
+name = "tiny"
+algos = ["naf", "ddpg"]
+tasks = ["Pendulum-v1"]
+seeds = [0, 1]
+budget = { steps = 600 }
+eval_episodes = 2
+[config]
+hidden_sizes = [16, 16]
+learning_starts = 100
+batch_size = 16
+updates_per_step = 1
+buffer_size = 5000
+eval_interval = 1
+eval_episodes = 1
+checkpoint_interval = 1
+"""
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _test_returns(run_dir: Path) -> list[float]:
+    return [float(r["test_return"]) for r in _rows(run_dir / "evals.csv")]
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_sweep(spec_file, tmp_path_factory) -> Path:
+    """The tiny sweep, uninterrupted, with 2 local workers."""
+    out = tmp_path_factory.mktemp("full") / "sweep"
+    summary = run_sweep(spec_file, out, workers=2)
+    assert summary.done == summary.total == 4 and not summary.failed, summary
+    return out
+
+
+def test_tiny_sweep_end_to_end(full_sweep, spec_file):
+    manifest = json.loads((full_sweep / "sweep.json").read_text())
+    assert manifest["name"] == "tiny"
+    assert manifest["spec"]["seeds"] == [0, 1] and manifest["spec"]["budget"] == {"steps": 600}
+    runs = manifest["runs"]
+    assert sorted((r["algo"], r["seed"]) for r in runs) == [
+        ("ddpg", 0), ("ddpg", 1), ("naf", 0), ("naf", 1),
+    ]  # fmt: skip
+    assert [r["id"] for r in runs] == [r.id for r in expand(load_spec(spec_file))]  # stable
+    for r in runs:
+        assert r["task"] == "Pendulum-v1" and r["point"] == {} and r["budget"] == {"steps": 600}
+        assert r["config"]["hidden_sizes"] == [16, 16] and "learning_rate" in r["config"]
+        d = full_sweep / "runs" / r["id"]
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg == {
+            "algo": r["algo"], "env": "Pendulum-v1", "seed": r["seed"],
+            "budget": {"steps": 600}, "config": r["config"], "eval_episodes": 2,
+        }  # fmt: skip
+        done = json.loads((d / "done.json").read_text())
+        assert (done["num_timesteps"], done["num_episodes"]) == (600, 3)
+        # Three periodic evaluations, then the final one (whose mean is done.json's).
+        returns = _test_returns(d)
+        assert len(returns) == 4 and returns[-1] == pytest.approx(done["final_eval"]["test_return"])
+        assert len(_rows(d / "episodes.csv")) == 3 and (d / "checkpoint.npz").exists()
+    # Different seeds train differently.
+    by = {(r["algo"], r["seed"]): _test_returns(full_sweep / "runs" / r["id"]) for r in runs}
+    assert by[("naf", 0)] != by[("naf", 1)]
+    # Rerunning the finished sweep starts nothing.
+    again = run_sweep(spec_file, full_sweep, workers=2)
+    assert again.done == 4 and again.results == {}
+
+
+def test_sweep_killed_with_sigkill_then_rerun_matches_uninterrupted(full_sweep, spec_file,
+                                                                    tmp_path):  # fmt: skip
+    out = tmp_path / "sweep"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "nafrl.cli", "sweep", "run", str(spec_file), "--out", str(out),
+         "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    # Kill the sweep process (not its workers: they must die with it) once one run is
+    # finished and another is part-way (checkpointed, not done).
+    deadline = time.time() + 240
+    done, partial = [], []
+    while time.time() < deadline and p.poll() is None:
+        runs = list((out / "runs").glob("*")) if (out / "runs").exists() else []
+        done = [d for d in runs if (d / "done.json").exists()]
+        partial = [d for d in runs if (d / "checkpoint.npz").exists() and d not in done]
+        if done and partial:
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the sweep finished before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    marks = {d.name: (d / "done.json").stat().st_mtime_ns for d in done}
+    assert 1 <= len(marks) < 4
+
+    summary = run_sweep(spec_file, out, workers=2)
+    assert summary.done == 4 and not summary.failed, summary.failed
+    assert not set(marks) & set(summary.results)  # finished runs were not started again
+    for name, mtime in marks.items():
+        assert (out / "runs" / name / "done.json").stat().st_mtime_ns == mtime
+    resumed = [r for r in summary.results.values() if r["started_at_step"] > 0]
+    assert resumed, "no run resumed from its checkpoint"
+    for d in (full_sweep / "runs").iterdir():
+        assert _test_returns(out / "runs" / d.name) == _test_returns(d), d.name
+
+
+def test_ray_backend_gives_the_same_results_as_local(full_sweep, tmp_path):
+    import ray  # noqa: F401  (the nafrl[ray] extra, installed by .ci/run: no skip)
+
+    spec = load_spec_text(TINY_TOML.replace('algos = ["naf", "ddpg"]', 'algos = ["naf"]'), tmp_path)
+    out = tmp_path / "ray"
+    summary = run_sweep(spec, out, workers=2, backend="ray")
+    assert summary.done == 2 and not summary.failed, summary.failed
+    for rid in summary.results:
+        local = full_sweep / "runs" / rid  # same run content, same id
+        assert _test_returns(out / "runs" / rid) == _test_returns(local)
+        a = json.loads((out / "runs" / rid / "done.json").read_text())["final_eval"]
+        b = json.loads((local / "done.json").read_text())["final_eval"]
+        assert a["test_return"] == b["test_return"]
+
+
+def load_spec_text(text: str, tmp_path: Path) -> SweepSpec:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+# ---------------------------------------------------------------- bad specs
+BAD = [
+    ('nme = "x"', "unknown key(s) nme"),
+    ('algos = ["naf", "sac"]', "unknown algo 'sac'"),
+    ('tasks = ["NoSuch-v3"]', "unknown task 'NoSuch-v3'"),
+    ('tasks = ["CartPole-v1"]', "has action space Discrete(2)"),
+    ("seeds = [0, 0]", "seeds lists a value twice"),
+    ("seeds = [-1]", "seed -1 out of range"),
+    ("budget = { steps = 0 }", "invalid budget"),
+    ("budget = { minutes = 5 }", "invalid budget"),
+    ("eval_episodes = 0", "invalid eval_episodes=0"),
+    ("[grid]\nlerning_rate = [0.1]", "unknown field(s) lerning_rate in [grid]"),
+    ("[grid]\nlearning_rate = 0.1", "[grid] learning_rate must be a non-empty list"),
+    ("[grid]\nlearning_rate = [1e-3, -1.0]", "grid point {'learning_rate': -1.0}: invalid"),
+    ("[grid]\nbatch_size = [64, 0]", "grid point {'batch_size': 0}"),
+    ("[grid]\nhidden_sizes = [[32, 32], []]", "grid point {'hidden_sizes': []}"),
+    ('[grid]\nexploration = ["ou", "precision"]', "ddpg on Pendulum-v1, grid point "
+     "{'exploration': 'precision'}: DDPG does not support exploration='precision'"),
+    ("[grid]\nshared_trunk = [true]", "DDPG does not support shared_trunk"),
+    ("[grid]\nactor_learning_rate = [1e-4]", "NAF does not support actor_learning_rate"),
+    ("[grid]\ngamma = [1.5]", "invalid gamma=1.5"),
+    ("[grid]\nimagination_length = [5]", "needs a dynamics model"),
+    ('[variants.x]\nmodel = "tru"', "invalid model='tru'"),
+    ("[grid]\nbatch_norm = [true, true]", "lists a value twice"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("line,message", BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_spec_is_one_clear_error_before_anything_starts(tmp_path, line, message):
+    base = {
+        "name": '"bad"', "algos": '["naf", "ddpg"]', "tasks": '["Pendulum-v1"]',
+        "seeds": "[0]", "budget": "{ steps = 200 }",
+    }  # fmt: skip
+    key = line.split("=")[0].strip()
+    if key in base:
+        base[key] = line.split("=", 1)[1].strip()
+        text = "\n".join(f"{k} = {v}" for k, v in base.items())
+    else:
+        text = "\n".join(f"{k} = {v}" for k, v in base.items())
+        text = f"{line}\n{text}" if not line.startswith("[") else f"{text}\n{line}"
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    with pytest.raises(SpecError) as e:
+        run_sweep(path, out)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+    assert not out.exists()
+
+
+def test_bad_spec_on_the_command_line(tmp_path):
+    (tmp_path / "bad.toml").write_text(
+        'name = "x"\nalgos = ["naf"]\ntasks = ["Pendulum-v1"]\n'
+        "seeds = [0]\nbudget = { steps = 10 }\n[grid]\ntau = [2.0]"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "nafrl.cli", "sweep", "run", str(tmp_path / "bad.toml"), "--out",
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (
+        "nafrl: error: sweep 'x', naf on Pendulum-v1, grid point {'tau': 2.0}: invalid "
+        "tau=2.0: expected a number in (0, 1]"
+    )
+    assert not (tmp_path / "out").exists()
+    r = subprocess.run(
+        [sys.executable, "-m", "nafrl.cli", "sweep", "run", str(tmp_path / "nope.toml"), "--out",
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "no sweep spec at" in r.stderr
+
+
+def test_invalid_toml_and_changed_spec_in_the_same_folder(tmp_path, spec_file, full_sweep):
+    (tmp_path / "broken.toml").write_text("name = \n")
+    with pytest.raises(SpecError, match="is not valid TOML"):
+        load_spec(tmp_path / "broken.toml")
+    other = load_spec_text(TINY_TOML.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"), tmp_path)
+    with pytest.raises(SpecError, match="holds another sweep"):
+        run_sweep(other, full_sweep)
+
+
+def test_run_ids_are_stable_readable_and_ignore_the_budget():
+    a = SweepSpec("a", ["naf"], ["Pendulum-v1"], [3], {"steps": 100},
+                  grid={"learning_rate": [1e-3, 1e-2], "batch_norm": [True]})  # fmt: skip
+    b = SweepSpec("b", ["naf"], ["Pendulum-v1"], [3], {"steps": 900},
+                  grid={"learning_rate": [1e-3], "batch_norm": [True]})  # fmt: skip
+    ids_a = [r.id for r in expand(a)]
+    assert ids_a == [r.id for r in expand(a)]
+    assert ids_a[0].startswith("naf-pendulum-v1-lr0.001-bn1-s3-")
+    assert ids_a[1].startswith("naf-pendulum-v1-lr0.01-bn1-s3-")
+    assert [r.id for r in expand(b)] == ids_a[:1]  # a larger budget is the same run, extended
