@@ -52,8 +52,8 @@ observation x_t and the action u_t, available as the JAX function
     d(v) = sqrt(‖v‖² + 0.01²),  s(x) = ½(1 + tanh((0.05 − d(target − object)) / 0.01))
 
 (a smoothed distance, so r is twice differentiable for iLQG; s is a smooth step of
-the object's distance to the target: 1/2 at 5 cm, above 0.88 within 4 cm, below
-1e-4 beyond 10 cm).
+the object's distance to the target: above 0.97 within 3 cm, about 1/2 at 5 cm,
+below 1e-4 beyond 10 cm).
 The paper gives no formula. The distance terms follow its description ("grasp an
 object and manoeuvre the object to a fixed target", Table 3); the success bonus
 follows Table 1, whose best Gripper returns are positive (1.03 DDPG, 1.81 NAF), so
@@ -106,7 +106,7 @@ DIST_EPS = 0.01
 SUCCESS_BONUS = 0.5
 """Reward (before scaling) per step with the object at the target."""
 SUCCESS_RADIUS = 0.05
-"""Distance (m) from the target at which the smooth success step is one half."""
+"""Smoothed distance (m) from the target at which the success step is one half."""
 SUCCESS_WIDTH = 0.01
 """Width (m) of the smooth success step."""
 HOME_GRIP = np.array([0.1, 0.3])

@@ -28,7 +28,7 @@ and walker "move forward as quickly as possible", the swimmer and the ant move
 and walker (best returns positive), distance-to-target costs for swimmer and ant
 (best returns negative). Each scale puts the mean return of uniform-random actions
 (50 seeded episodes) on Table 1's random column: cheetah −0.40 (Table 1: −0.3),
-swimmer6 −325 (−325), ant −4.9 (−4.8), walker2d 0.36 (0.3). So a cheetah return is
+swimmer6 −321 (−325), ant −4.9 (−4.8), walker2d 0.36 (0.3). So a cheetah return is
 half the distance run in metres, a walker return the distance walked plus 3 per
 second upright, an ant return its mean distance to the target over the episode.
 
@@ -370,7 +370,7 @@ class Swimmer6Env(_GeneratedModelEnv):
     distance cost as the paper's description ("swim ... toward the fixed target",
     Table 3) and Table 1's negative best (−172 NAF); the scale 0.36 puts
     uniform-random actions, which barely move the head from 0.88 m away, on
-    Table 1's random column (−325 over 50 seeded episodes, Table 1 −325); the
+    Table 1's random column (−321 over 50 seeded episodes, Table 1 −325); the
     steered gait gets −122. No terminal states.
     """
 
