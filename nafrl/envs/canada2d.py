@@ -269,9 +269,9 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
             return np.clip(tau / GEAR, -1.0, 1.0).astype(np.float32)
         # wait: hold still until the puck stops, then go again (or rest if it is close
         # enough: approaching it again risks bumping it away)
-        if mem["t"] > 4 and np.linalg.norm(puck_v) < 0.02:
-            if np.linalg.norm(target - puck) > CLOSE_ENOUGH:
-                mem.update(phase="fold", t=0)
+        stopped = mem["t"] > 4 and np.linalg.norm(puck_v) < 0.02
+        if stopped and np.linalg.norm(target - puck) > CLOSE_ENOUGH:
+            mem.update(phase="fold", t=0)
         return arm_pd(q, qd, q, kp=0.0, kd=0.6)
 
     return policy
