@@ -22,8 +22,8 @@ def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
     ep = m.episode_log[-1]
     assert ep["guided"] == 1
     # MPC with the simulator (sampling its Gaussian, so exploring) nears the target:
-    # random scores about -30, the scripted controller -2.3, noiseless MPC about -2.
-    assert ep["return"] > -15.0, ep
+    # random scores about -2.6, the scripted controller -0.20, noiseless MPC about -0.18.
+    assert ep["return"] > -1.35, ep
     assert len(m.buffer) == T  # its transitions are ordinary replay data
     assert m.model_based.model is None  # no imagination: no model fitted for it
 

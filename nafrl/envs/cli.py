@@ -22,8 +22,14 @@ from nafrl.runtime import select_render_backend
 __all__ = ["random_return", "record_policy", "render", "tasks"]
 
 
-def random_return(task_id: str, episodes: int = 3, seed: int = 0) -> tuple[float, float]:
-    """(mean return of a uniform-random agent over ``episodes``, env steps per second)."""
+def random_return(task_id: str, episodes: int = 50, seed: int = 0) -> tuple[float, float]:
+    """(mean return of a uniform-random agent over ``episodes``, env steps per second).
+
+    Episode i starts from ``reset(seed=seed + i)``; the actions come from one
+    ``numpy.random.default_rng(seed)`` stream, so the result is reproducible.
+    """
+    if episodes < 1:
+        raise ValueError(f"random_return: episodes={episodes}; expected an integer >= 1")
     env = make(task_id)
     rng = np.random.default_rng(seed)
     returns, steps, elapsed = [], 0, 0.0
@@ -41,19 +47,29 @@ def random_return(task_id: str, episodes: int = 3, seed: int = 0) -> tuple[float
     return float(np.mean(returns)), steps / max(elapsed, 1e-12)
 
 
-def tasks(episodes: int = 3) -> None:
-    """Print every registered task: sizes, horizon T, random-agent return and env steps/s."""
+def tasks(episodes: int = 50) -> None:
+    """Print every registered task: sizes, horizon T, the random-agent return measured over
+    ``episodes`` seeded episodes beside Table 1's random and best values, and env steps/s.
+
+    Single-target variants (section 6.3) show their parent domain's Table 1 row.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="nafrl tasks (paper Table 3)")
-    for col in ("id", "obs", "act", "T", "tags", "r(x,u)", "random return", "steps/s"):
+    from nafrl.experiments.paper import TABLE1, domain_of
+
+    table = Table(title=f"nafrl tasks (paper Table 3); random return over {episodes} episodes")
+    cols = ("id", "obs", "act", "T", "tags", "r(x,u)", "random", "paper random", "paper best",
+            "steps/s")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="left" if col in ("id", "tags") else "right", no_wrap=True)
     for task_id, spec in TASKS.items():
         env = make(task_id)
         n_obs, n_act = env.observation_space.shape[0], env.action_space.shape[0]
         env.close()
         ret, sps = random_return(task_id, episodes=episodes)
+        domain = domain_of(task_id)
+        row = TABLE1.get(domain) if domain is not None else None
         table.add_row(
             task_id,
             str(n_obs),
@@ -61,12 +77,14 @@ def tasks(episodes: int = 3) -> None:
             str(spec.horizon),
             ",".join(spec.tags),
             "yes" if spec.has_reward_fn else "no",
-            f"{ret:.2f}",
+            f"{ret:.3g}",
+            "-" if row is None else f"{row.random:.3g}",
+            "-" if row is None else f"{row.best:.3g}",
             f"{sps:,.0f}",
         )
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)
+        console = Console(width=150)
     console.print(table)
 
 

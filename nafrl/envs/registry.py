@@ -101,6 +101,14 @@ def register_all() -> None:
 def make(task_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` for a nafrl task with a clear error listing known ids."""
     if task_id not in TASKS:
-        raise ValueError(f"unknown nafrl task {task_id!r}; known tasks: {', '.join(TASKS)}")
+        name, _, version = task_id.rpartition("-")
+        newer = [t for t in TASKS if t.rpartition("-")[0] == name and version.startswith("v")]
+        hint = (
+            f" ({', '.join(newer)} is the current version; a task's version changes with its"
+            " reward)"
+            if newer
+            else ""
+        )
+        raise ValueError(f"unknown nafrl task {task_id!r}{hint}; known tasks: {', '.join(TASKS)}")
     register_all()
     return gym.make(task_id, **kwargs)

@@ -234,6 +234,9 @@ def test_unknown_task_id_is_a_clear_error() -> None:
         make("nafrl/Nope-v0")
     with pytest.raises(KeyError, match="nafrl/Reacher-v0"):
         TASKS["Reacher"]
+    # Another version of a known task names the current one.
+    with pytest.raises(ValueError, match=r"\(nafrl/Reacher-v0 is the current version; "):
+        make("nafrl/Reacher-v99")
 
 
 def test_register_all_is_idempotent() -> None:
