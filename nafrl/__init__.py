@@ -7,7 +7,7 @@ model-based acceleration, after Gu, Lillicrap, Sutskever & Levine (2016).
     >>> action, _ = model.predict(obs, deterministic=True)
 
 Importing the package registers the paper's tasks under the ``nafrl/`` Gymnasium
-namespace (``nafrl/Cartpole-v0``, ``nafrl/Reacher-v0``, ...) and applies the process-wide
+namespace (``nafrl/Cartpole-v1``, ``nafrl/Reacher-v1``, ...) and applies the process-wide
 settings of :mod:`nafrl.runtime` (before JAX starts). No rendering back end is chosen here:
 training needs no OpenGL library.
 """

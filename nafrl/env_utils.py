@@ -51,7 +51,7 @@ class FiniteCheck(gym.Wrapper):
 def make_env(
     env: str | gym.Env, render_mode: str | None = None, check_finite: bool = False, **kwargs: Any
 ) -> gym.Env:
-    """A Gymnasium env from an id (``'nafrl/Reacher-v0'``, ``'HalfCheetah-v5'``), or as given.
+    """A Gymnasium env from an id (``'nafrl/Reacher-v1'``, ``'HalfCheetah-v5'``), or as given.
 
     ``check_finite=True`` wraps it in :class:`FiniteCheck` (the agents' training env)."""
     if isinstance(env, gym.Env):

@@ -486,7 +486,7 @@ def test_17_npy_renamed_npz_and_cli_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------ 18: render / record
 def test_18_render_and_record_errors_are_one_line(tmp_path, capsys, pendulum_ckpt):
-    for task in ("nafrl/Nope-v0", "Pendulum-v1"):
+    for task in ("nafrl/Nope-v1", "Pendulum-v1"):
         assert "unknown nafrl task" in _user_error(capsys, "render", task)
     for out, match in (
         (tmp_path / "noext", "extension"),

@@ -15,7 +15,7 @@ SMALL = dict(
 
 def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=0, model="true", ilqg_fraction=1.0, planner="mpc", **SMALL
+        "nafrl/ReacherSingle-v1", seed=0, model="true", ilqg_fraction=1.0, planner="mpc", **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(T)
@@ -30,7 +30,7 @@ def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
 
 def test_ilqg_with_linear_model_takes_about_the_requested_fraction():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=1, model="linear", ilqg_fraction=0.5, refit_every=2, **SMALL
+        "nafrl/ReacherSingle-v1", seed=1, model="linear", ilqg_fraction=0.5, refit_every=2, **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(14 * T)
@@ -53,7 +53,7 @@ def test_one_dynamics_model_serves_imagination_and_the_ilqg_controller(monkeypat
         LinearGaussianDynamics, "fit", lambda self, x, u: fits.append(id(self)) or fit(self, x, u)
     )
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0",
+        "nafrl/ReacherSingle-v1",
         seed=1,
         model="linear",
         ilqg_fraction=0.5,
@@ -73,7 +73,7 @@ def test_one_dynamics_model_serves_imagination_and_the_ilqg_controller(monkeypat
 def test_guided_actions_are_the_controller_mean_plus_the_exploration_noise():
     """Algorithm 2, line 11: u_t = mu'(x_t, t) + N_t for a guided episode too."""
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=0, model="linear", ilqg_fraction=1.0, refit_every=2, **SMALL
+        "nafrl/ReacherSingle-v1", seed=0, model="linear", ilqg_fraction=1.0, refit_every=2, **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(2 * T)  # the first refit: a controller exists from episode 3 on

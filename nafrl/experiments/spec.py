@@ -3,7 +3,7 @@ into runs with stable ids, and validated as a whole before anything starts.
 
     name = "reacher-grid"
     algos = ["naf", "ddpg"]
-    tasks = ["nafrl/Reacher-v0"]
+    tasks = ["nafrl/Reacher-v1"]
     seeds = [0, 1, 2]
     budget = { episodes = 300 }          # or { steps = 50000 }
     eval_episodes = 10                   # final test episodes of each run (default 10)

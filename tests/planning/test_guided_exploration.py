@@ -34,7 +34,7 @@ def _episode(env, guide, key, seed, rng):
 
 
 def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     guide = _guide(env, ilqg_fraction=1.0, model="linear", refit_every=5, kl_step=0.5)
     key, rng = jax.random.PRNGKey(0), np.random.default_rng(0)
     driven = []
@@ -51,7 +51,7 @@ def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
 
 
 def test_fraction_zero_never_drives_and_bad_config_is_rejected():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     guide = _guide(env, ilqg_fraction=0.0, model="true", planner="mpc")
     obs, _ = env.reset(seed=0)
     assert not any(guide.begin_episode(obs, jax.random.PRNGKey(i))[0] for i in range(20))
@@ -62,7 +62,7 @@ def test_fraction_zero_never_drives_and_bad_config_is_rejected():
 
 
 def test_true_model_mpc_guide_acts_from_the_simulator_state():
-    env = gym.make("nafrl/Cartpole-v0")
+    env = gym.make("nafrl/Cartpole-v1")
     guide = _guide(env, ilqg_fraction=1.0, model="true", planner="mpc", mpc_horizon=10)
     obs, _ = env.reset(seed=0)
     assert guide.begin_episode(obs, jax.random.PRNGKey(0))[0]

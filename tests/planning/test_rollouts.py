@@ -12,7 +12,7 @@ from nafrl.planning import LinearGaussianController, ilqg_solve, rollout_control
 def test_simulator_rollouts_replay_in_the_real_environment():
     """Each alpha's rollout through SimulatorDynamics (an ObservedDynamics) is what the real
     env does with the same actions, and its return is the sum of the env's rewards."""
-    env = gym.make("nafrl/Cartpole-v0")
+    env = gym.make("nafrl/Cartpole-v1")
     env.reset(seed=2)
     sim = SimulatorDynamics(env)
     assert isinstance(sim, ObservedDynamics)
