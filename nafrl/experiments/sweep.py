@@ -268,8 +268,8 @@ def run_sweep(
         except KeyboardInterrupt:
             aborted = True
             print(
-                "\nnafrl: sweep stopped; running runs saved a checkpoint at their episode's end. "
-                "Rerun the same command to resume.",
+                f"nafrl: sweep stopped ({summary.done} of {summary.total} runs done); rerun the "
+                "same command to resume it",
                 file=sys.stderr,
             )
             raise
@@ -326,28 +326,46 @@ def _schedule(
     monitor: _Monitor,
     summary: SweepSummary,
 ) -> None:
-    """At most ``be.slots`` runs in flight; a finished one frees its slot for the next."""
+    """At most ``be.slots`` runs in flight; a finished one frees its slot for the next.
+
+    Ctrl-C (SIGINT reaches the workers too) starts no new run and waits for the running
+    ones to checkpoint at the end of their episode, then raises KeyboardInterrupt; a second
+    Ctrl-C stops at once."""
     queue = list(todo)
     inflight: dict[Any, PlannedRun] = {}
+    stopping = False
     while queue or inflight:
-        while queue and len(inflight) < be.slots:
-            r = queue.pop(0)
-            folders[r.id].parent.mkdir(parents=True, exist_ok=True)
-            inflight[be.submit(_entry(r), str(folders[r.id]))] = r
-            monitor.started(r.id)
-        for h, res in be.wait(list(inflight), timeout=0.5):
-            r = inflight.pop(h)
-            res.setdefault("id", r.id)
-            summary.results[r.id] = res
-            status = res.get("status")
-            if status == "done":
-                summary.done += 1
-            elif status == "interrupted":
-                summary.interrupted += 1
-            else:
-                summary.failed[r.id] = res.get("error", str(status))
-            monitor.finished(r.id, res)
-        monitor.refresh()
+        try:
+            while queue and len(inflight) < be.slots and not stopping:
+                r = queue.pop(0)
+                folders[r.id].parent.mkdir(parents=True, exist_ok=True)
+                inflight[be.submit(_entry(r), str(folders[r.id]))] = r
+                monitor.started(r.id)
+            for h, res in be.wait(list(inflight), timeout=0.5):
+                r = inflight.pop(h)
+                res.setdefault("id", r.id)
+                summary.results[r.id] = res
+                status = res.get("status")
+                if status == "done":
+                    summary.done += 1
+                elif status == "interrupted":
+                    summary.interrupted += 1
+                else:
+                    summary.failed[r.id] = res.get("error", str(status))
+                monitor.finished(r.id, res)
+            monitor.refresh()
+        except KeyboardInterrupt:
+            if stopping:
+                raise
+            stopping, queue = True, []
+            print(
+                "\nnafrl: stopping the sweep: running runs save a checkpoint at the end of "
+                "their episode (Ctrl-C again to stop now)",
+                file=sys.stderr,
+                flush=True,
+            )
+    if stopping:
+        raise KeyboardInterrupt
 
 
 def _entry(r: PlannedRun) -> dict[str, Any]:
