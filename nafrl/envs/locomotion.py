@@ -28,7 +28,7 @@ and walker "move forward as quickly as possible", the swimmer and the ant move
 and walker (best returns positive), distance-to-target costs for swimmer and ant
 (best returns negative). Each scale puts the mean return of uniform-random actions
 (50 seeded episodes) on Table 1's random column: cheetah −0.40 (Table 1: −0.3),
-swimmer6 −321 (−325), ant −4.9 (−4.8), walker2d 0.36 (0.3). So a cheetah return is
+swimmer6 −321 (−325), ant −4.9 (−4.8), walker2d 0.37 (0.3). So a cheetah return is
 half the distance run in metres, a walker return the distance walked plus 3 per
 second upright, an ant return its mean distance to the target over the episode.
 
@@ -47,8 +47,8 @@ on the step that reaches it. Everything else ends by ``truncated=True`` at T.
 Actions are ``Box(-1, 1)``, clipped, onto the models' own ``ctrlrange`` [-1, 1]
 (torque = gear × action: cheetah 30–120 N·m, ant 150, walker 100, swimmer 5e-4).
 
-:func:`scripted_policy` is an open-loop gait for Cheetah (return 10.6, Table 1's
-best 8.23) and a steered travelling wave for Swimmer6 (−122, Table 1's best −172);
+:func:`scripted_policy` is an open-loop gait for Cheetah (return 10.7, Table 1's
+best 8.23) and a steered travelling wave for Swimmer6 (−123, Table 1's best −172);
 no scripted controller for Ant and Walker2d.
 """
 
@@ -166,7 +166,7 @@ class CheetahEnv(_LocomotionEnv):
     description ("move forward as quickly as possible", Table 3) and Table 1's
     positive best; the factor 0.5 puts uniform-random actions on Table 1's random
     column (−0.40 over 50 seeded episodes, Table 1 −0.3), the scripted gait
-    gets 10.6 (Table 1's best 8.23 DDPG). Horizon T = 200 (``truncated``).
+    gets 10.7 (Table 1's best 8.23 DDPG). Horizon T = 200 (``truncated``).
     Initial state: Gymnasium's, qpos + U(−0.1, 0.1), qvel + 0.1·N(0, 1). No
     terminal states.
     """
@@ -227,7 +227,7 @@ class Walker2dEnv(_LocomotionEnv):
     instead of per step), less a small control cost. Forward progress as the
     paper's description (Table 3) and Table 1's positive best; the bonus of 3
     puts uniform-random actions, which fall after about 0.17 s, on Table 1's
-    random column (0.36 over 50 seeded episodes, Table 1 0.3). No scripted
+    random column (0.37 over 50 seeded episodes, Table 1 0.3). No scripted
     controller. Horizon T = 500 (``truncated``); terminated when the torso
     height leaves (0.8, 2.0) m or |θ| ≥ 1 rad. Initial state: Gymnasium's, qpos
     and qvel + U(−0.005, 0.005).
@@ -371,7 +371,7 @@ class Swimmer6Env(_GeneratedModelEnv):
     Table 3) and Table 1's negative best (−172 NAF); the scale 0.36 puts
     uniform-random actions, which barely move the head from 0.88 m away, on
     Table 1's random column (−321 over 50 seeded episodes, Table 1 −325); the
-    steered gait gets −122. No terminal states.
+    steered gait gets −123. No terminal states.
     """
 
     xml_file = "dm_control swimmer, 7 links (built at run time)"
