@@ -30,8 +30,8 @@ from nafrl.experiments.plots import read_csv
 ROOT = Path(__file__).resolve().parent / "results" / "imagination"
 TASKS = {
     # id, imagination length l, episodes, switch-off episode (0: never)
-    "reacher": ("nafrl/ReacherSingle-v0", 10, 150, 0),  # model-based runs: --episodes 60
-    "gripper": ("nafrl/GripperSingle-v0", 5, 200, 130),
+    "reacher": ("nafrl/ReacherSingle-v1", 10, 150, 0),  # model-based runs: --episodes 60
+    "gripper": ("nafrl/GripperSingle-v1", 5, 200, 130),
 }
 VARIANTS = ("model-free", "linear", "neural", "true")
 Task = Literal["reacher", "gripper"]

@@ -24,7 +24,7 @@ GMM prior warm-started on the previous 20 and updated with the 5), one neural-mo
 (1000 Adam steps, 200x200, 25 episodes).
 
     .venv/bin/python bench/planning.py                      # default tasks, ~10-20 min
-    .venv/bin/python bench/planning.py --tasks nafrl/Cartpole-v0 --rounds 4 --mpc-episodes 1
+    .venv/bin/python bench/planning.py --tasks nafrl/Cartpole-v1 --rounds 4 --mpc-episodes 1
     .venv/bin/python bench/planning.py --all
 
 Results go to ``bench/results/planning.json`` (with the machine's load average: the
@@ -52,14 +52,14 @@ from nafrl.planning import MPC, GuidedConfig, GuidedExploration, ilqg_solve
 from nafrl.planning.ilqg import LinearGaussianController
 
 DEFAULT_TASKS = [
-    "nafrl/Cartpole-v0",
-    "nafrl/ReacherSingle-v0",
-    "nafrl/Reacher-v0",
-    "nafrl/Peg-v0",
-    "nafrl/Canada2d-v0",
-    "nafrl/GripperSingle-v0",
+    "nafrl/Cartpole-v1",
+    "nafrl/ReacherSingle-v1",
+    "nafrl/Reacher-v1",
+    "nafrl/Peg-v1",
+    "nafrl/Canada2d-v1",
+    "nafrl/GripperSingle-v1",
 ]
-HORIZON = {"nafrl/Cartpole-v0": 30}  # MPC horizon H; 20 elsewhere
+HORIZON = {"nafrl/Cartpole-v1": 30}  # MPC horizon H; 20 elsewhere
 
 
 def _episode(env: gym.Env, seed: int, act: Any) -> float:

@@ -7,7 +7,7 @@ model-based acceleration, after Gu, Lillicrap, Sutskever & Levine (2016).
     >>> action, _ = model.predict(obs, deterministic=True)
 
 Importing the package registers the paper's tasks under the ``nafrl/`` Gymnasium
-namespace (``nafrl/Cartpole-v0``, ``nafrl/Reacher-v0``, ...).
+namespace (``nafrl/Cartpole-v1``, ``nafrl/Reacher-v1``, ...).
 """
 
 import os

@@ -13,7 +13,7 @@ class EnvError(ValueError):
 
 
 def make_env(env: str | gym.Env, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """A Gymnasium env from an id (``'nafrl/Reacher-v0'``, ``'HalfCheetah-v5'``), or as given."""
+    """A Gymnasium env from an id (``'nafrl/Reacher-v1'``, ``'HalfCheetah-v5'``), or as given."""
     if isinstance(env, gym.Env):
         return env
     if not isinstance(env, str):

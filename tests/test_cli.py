@@ -150,13 +150,13 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
 
 
 def test_render_and_record_commands(tmp_path):
-    r = _nafrl("render", "nafrl/Reacher-v0", "--out", str(tmp_path / "r.png"))
+    r = _nafrl("render", "nafrl/Reacher-v1", "--out", str(tmp_path / "r.png"))
     assert r.returncode == 0 and (tmp_path / "r.png").stat().st_size > 1000, r.stderr
     run = tmp_path / "run"
     r = _nafrl(
         "train",
         "--env",
-        "nafrl/Cartpole-v0",
+        "nafrl/Cartpole-v1",
         "--steps",
         "200",
         "--run-dir",

@@ -15,7 +15,7 @@ SMALL = dict(
 
 def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=0, model="true", ilqg_fraction=1.0, planner="mpc", **SMALL
+        "nafrl/ReacherSingle-v1", seed=0, model="true", ilqg_fraction=1.0, planner="mpc", **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(T)
@@ -30,7 +30,7 @@ def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
 
 def test_ilqg_with_linear_model_takes_about_the_requested_fraction():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=1, model="linear", ilqg_fraction=0.5, refit_every=2, **SMALL
+        "nafrl/ReacherSingle-v1", seed=1, model="linear", ilqg_fraction=0.5, refit_every=2, **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(14 * T)

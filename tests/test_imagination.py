@@ -77,7 +77,7 @@ def test_imagined_rollouts_shapes_start_states_policy_and_reward():
 
 
 def test_true_model_imagination_equals_real_transitions():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     base = env.unwrapped
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -96,7 +96,7 @@ def test_true_model_imagination_equals_real_transitions():
     im = TrueModelImagination(env, policy, length=4, noise_scale=0.0, scaler=scaler)
     out = im.imagine(np.stack(starts[:3]), np.random.default_rng(1))
     assert out["obs"].shape == (12, base.observation_space.shape[0])
-    real = gym.make("nafrl/ReacherSingle-v0").unwrapped
+    real = gym.make("nafrl/ReacherSingle-v1").unwrapped
     real.reset(seed=5)
     for i in range(3):  # rollout i occupies rows i, i+3, i+6, i+9 (one batched step at a time)
         real.set_state(starts[i])
@@ -110,7 +110,7 @@ def test_true_model_imagination_equals_real_transitions():
 
 def test_naf_with_linear_model_fills_only_the_fictional_buffer_and_switches_off():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0",
+        "nafrl/ReacherSingle-v1",
         seed=0,
         model="linear",
         imagination_length=3,
@@ -140,7 +140,7 @@ def test_naf_with_linear_model_fills_only_the_fictional_buffer_and_switches_off(
 
 def test_sampling_ratio_is_I_times_l_fictional_to_I_real():
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0",
+        "nafrl/ReacherSingle-v1",
         seed=0,
         model="linear",
         imagination_length=4,
@@ -162,15 +162,15 @@ def test_learned_models_need_a_task_with_reward_function():
     with pytest.raises(ValueError, match="get_state"):
         nafrl.NAF("Pendulum-v1", model="linear", imagination_length=5)
     with pytest.raises(ValueError, match="needs a dynamics model"):
-        nafrl.NAF("nafrl/ReacherSingle-v0", imagination_length=5)
+        nafrl.NAF("nafrl/ReacherSingle-v1", imagination_length=5)
 
 
 def test_model_based_run_saved_and_resumed_equals_uninterrupted(tmp_path):
     kw = dict(model="linear", imagination_length=3, refit_every=2, **SMALL)
-    full = nafrl.NAF("nafrl/ReacherSingle-v0", seed=2, **kw)
+    full = nafrl.NAF("nafrl/ReacherSingle-v1", seed=2, **kw)
     T = full.env.unwrapped.horizon
     full.learn(7 * T)
-    part = nafrl.NAF("nafrl/ReacherSingle-v0", seed=2, **kw)
+    part = nafrl.NAF("nafrl/ReacherSingle-v1", seed=2, **kw)
     part.learn(4 * T)  # an episode boundary, with a fitted model and a filled R_f
     path = part.save(tmp_path / "ck.npz")
     resumed = nafrl.NAF.load(path)
@@ -189,7 +189,7 @@ def test_model_based_run_saved_and_resumed_equals_uninterrupted(tmp_path):
 def test_imagined_observations_are_projected_onto_valid_ones():
     """With a task projection every imagined next observation is the projection of the
     model's prediction (so a fixed point of project_obs), and the chain continues from it."""
-    env = gym.make("nafrl/ReacherSingle-v0").unwrapped
+    env = gym.make("nafrl/ReacherSingle-v1").unwrapped
     dx, du, m, length = 13, 3, 4, 5
     agent = naf.make(Config(hidden_sizes=(16, 16)), dx, du)
     state = agent.init(jax.random.PRNGKey(0))
@@ -215,7 +215,7 @@ def test_model_refits_and_imagination_compile_nothing_after_warm_up(model, xla_c
     """Refitting on a growing data set and imagining from it reuse compiled code (the neural
     model's fit once compiled a prediction for every data size)."""
     m = nafrl.NAF(
-        "nafrl/ReacherSingle-v0", seed=0, model=model, imagination_length=3, refit_every=1, **SMALL
+        "nafrl/ReacherSingle-v1", seed=0, model=model, imagination_length=3, refit_every=1, **SMALL
     )
     T = m.env.unwrapped.horizon
     m.learn(4 * T)  # fits, imagination and the train step with real + fictional batches

@@ -245,7 +245,7 @@ class ModelBasedAcceleration:
         kind = config.model
         if not (hasattr(base, "get_state") and hasattr(base, "set_state")):
             raise EnvError(
-                f"model={kind!r} needs a nafrl task with get_state/set_state (nafrl/...-v0 ids); "
+                f"model={kind!r} needs a nafrl task with get_state/set_state (nafrl/...-v1 ids); "
                 f"{type(base).__name__} has none"
             )
         if kind in ("linear", "neural") and not getattr(base, "has_reward_fn", False):

@@ -1,7 +1,7 @@
 """The paper's task domains (§6, Table 3) as Gymnasium environments.
 
 Importing this package registers every task in :data:`TASKS` under the
-``nafrl/`` namespace, e.g. ``gymnasium.make("nafrl/Reacher-v0")``.
+``nafrl/`` namespace, e.g. ``gymnasium.make("nafrl/Reacher-v1")``.
 """
 
 from nafrl.envs.base import MujocoTaskEnv, TaskSpec

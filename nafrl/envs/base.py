@@ -43,7 +43,7 @@ How to add a task
    :meth:`project_obs` to recompute them from the independent ones: imagination
    rollouts through fitted models then stay on valid observations.
 3. At the bottom of the module define
-   ``SPEC = TaskSpec.of(MyEnv, "nafrl/My-v0", tags=("manipulation",), scripted=...)``
+   ``SPEC = TaskSpec.of(MyEnv, "nafrl/My-v1", tags=("manipulation",), scripted=...)``
    and add the one line ``"nafrl.envs.mytask:SPEC",`` to ``SPEC_PATHS`` in
    ``nafrl/envs/registry.py``. The registry's tests then run on it.
 """
@@ -88,7 +88,7 @@ class TaskSpec:
     """Registry entry of one task (see :mod:`nafrl.envs.registry`)."""
 
     id: str
-    """Gymnasium id, e.g. ``"nafrl/Reacher-v0"``."""
+    """Gymnasium id, e.g. ``"nafrl/Reacher-v1"``."""
     entry_point: str
     """``"module:Class"`` given to ``gymnasium.register``."""
     horizon: int

@@ -279,7 +279,7 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 SPEC = TaskSpec.of(
     Canada2dEnv,
-    "nafrl/Canada2d-v0",
+    "nafrl/Canada2d-v1",
     tags=("manipulation",),
     scripted=scripted_policy,
     description="hockey-stick arm strikes a puck from a random start to a random target",

@@ -103,7 +103,7 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 SPEC = TaskSpec.of(
     CartpoleEnv,
-    "nafrl/Cartpole-v0",
+    "nafrl/Cartpole-v1",
     tags=("classic",),
     scripted=scripted_policy,
     description="cart-pole swing-up, pole starts hanging down",

@@ -9,9 +9,9 @@ except ant are 2D", Table 3).
 =====================  =====  ===  =====  ==========================================
 id                     T      nu   obs    initial state
 =====================  =====  ===  =====  ==========================================
-nafrl/Gripper-v0       150    4    26     arm near home (±0.05 rad), object x ~ U[0.15, 0.45]
-nafrl/GripperM-v0      150    5    28     base at 0, object x ~ U[0.55, 0.85] (out of reach)
-nafrl/GripperSingle-v0 150    4    26     arm ±0.005 rad, object x = 0.3 ± 0.005 (§6.3)
+nafrl/Gripper-v1       150    4    26     arm near home (±0.05 rad), object x ~ U[0.15, 0.45]
+nafrl/GripperM-v1      150    5    28     base at 0, object x ~ U[0.55, 0.85] (out of reach)
+nafrl/GripperSingle-v1 150    4    26     arm ±0.005 rad, object x = 0.3 ± 0.005 (§6.3)
 =====================  =====  ===  =====  ==========================================
 
 T = 150 steps of dt = 0.04 s (8 substeps of 5 ms): the paper switches imagination
@@ -329,21 +329,21 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 SPEC = TaskSpec.of(
     GripperEnv,
-    "nafrl/Gripper-v0",
+    "nafrl/Gripper-v1",
     tags=("manipulation",),
     scripted=scripted_policy,
     description="planar arm with gripper carries a cube to a fixed target",
 )
 MOBILE_SPEC = TaskSpec.of(
     GripperMobileEnv,
-    "nafrl/GripperM-v0",
+    "nafrl/GripperM-v1",
     tags=("manipulation",),
     scripted=scripted_policy,
     description="gripper arm on a sliding platform, cube starts out of reach",
 )
 SINGLE_SPEC = TaskSpec.of(
     GripperSingleEnv,
-    "nafrl/GripperSingle-v0",
+    "nafrl/GripperSingle-v1",
     tags=("manipulation", "single-target"),
     scripted=scripted_policy,
     description="gripper with one target and a low-variance start, for fitted models (§6.3)",

@@ -16,10 +16,10 @@ seconds long, the swimmer's 30 s as dm_control's swimmer):
 ===================  ====  ======  ===  ===  ==================================
 id                   T     dt (s)  nu   obs  reward r(x_t, u_t)
 ===================  ====  ======  ===  ===  ==================================
-nafrl/Cheetah-v0     200   0.05    6    24   0.5·dt·(v_x − 0.01‖u‖²)
-nafrl/Swimmer6-v0    1000  0.03    6    25   −0.36·(‖target − head‖ + 0.001‖u‖²)
-nafrl/Ant-v0         200   0.05    8    37   −(‖target − torso‖ + 0.1‖u‖²) / T
-nafrl/Walker2d-v0    500   0.008   6    24   dt·(v_x + 3 − 0.001‖u‖²)
+nafrl/Cheetah-v1     200   0.05    6    24   0.5·dt·(v_x − 0.01‖u‖²)
+nafrl/Swimmer6-v1    1000  0.03    6    25   −0.36·(‖target − head‖ + 0.001‖u‖²)
+nafrl/Ant-v1         200   0.05    8    37   −(‖target − torso‖ + 0.1‖u‖²) / T
+nafrl/Walker2d-v1    500   0.008   6    24   dt·(v_x + 3 − 0.001‖u‖²)
 ===================  ====  ======  ===  ===  ==================================
 
 The paper gives no formulas; the forms follow its descriptions (Table 3: cheetah
@@ -470,27 +470,27 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 CHEETAH_SPEC = TaskSpec.of(
     CheetahEnv,
-    "nafrl/Cheetah-v0",
+    "nafrl/Cheetah-v1",
     tags=("locomotion",),
     scripted=scripted_policy,
     description="planar cheetah runs forward (Gymnasium half_cheetah model)",
 )
 SWIMMER6_SPEC = TaskSpec.of(
     Swimmer6Env,
-    "nafrl/Swimmer6-v0",
+    "nafrl/Swimmer6-v1",
     tags=("locomotion",),
     scripted=scripted_policy,
     description="six-joint swimmer swims to a fixed target from random poses (dm_control model)",
 )
 ANT_SPEC = TaskSpec.of(
     AntEnv,
-    "nafrl/Ant-v0",
+    "nafrl/Ant-v1",
     tags=("locomotion",),
     description="3D ant walks to a fixed target from a fixed start (Gymnasium ant model)",
 )
 WALKER2D_SPEC = TaskSpec.of(
     Walker2dEnv,
-    "nafrl/Walker2d-v0",
+    "nafrl/Walker2d-v1",
     tags=("locomotion",),
     description="planar biped walks forward without falling (Gymnasium walker2d model)",
 )

@@ -110,7 +110,7 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 SPEC = TaskSpec.of(
     PegEnv,
-    "nafrl/Peg-v0",
+    "nafrl/Peg-v1",
     tags=("manipulation",),
     scripted=scripted_policy,
     description="3-DOF arm inserts its tip into a fixed hole",

@@ -121,14 +121,14 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
 
 SPEC = TaskSpec.of(
     ReacherEnv,
-    "nafrl/Reacher-v0",
+    "nafrl/Reacher-v1",
     tags=("manipulation",),
     scripted=scripted_policy,
     description="3-DOF arm, random start and random target",
 )
 SINGLE_SPEC = TaskSpec.of(
     ReacherSingleEnv,
-    "nafrl/ReacherSingle-v0",
+    "nafrl/ReacherSingle-v1",
     tags=("manipulation", "single-target"),
     scripted=scripted_policy,
     description="3-DOF arm, fixed target, low-variance start (§6.3)",

@@ -73,16 +73,16 @@ TABLE2_ROLLOUT_LENGTH: dict[str, int] = {"reacher": 10, "canada2d": 10, "cheetah
 
 # The task id that follows each domain (bumped together with the task's reward version).
 DOMAIN_TASK: dict[str, str] = {
-    "cartpole": "nafrl/Cartpole-v0",
-    "reacher": "nafrl/Reacher-v0",
-    "peg": "nafrl/Peg-v0",
-    "gripper": "nafrl/Gripper-v0",
-    "gripperm": "nafrl/GripperM-v0",
-    "canada2d": "nafrl/Canada2d-v0",
-    "cheetah": "nafrl/Cheetah-v0",
-    "swimmer6": "nafrl/Swimmer6-v0",
-    "ant": "nafrl/Ant-v0",
-    "walker2d": "nafrl/Walker2d-v0",
+    "cartpole": "nafrl/Cartpole-v1",
+    "reacher": "nafrl/Reacher-v1",
+    "peg": "nafrl/Peg-v1",
+    "gripper": "nafrl/Gripper-v1",
+    "gripperm": "nafrl/GripperM-v1",
+    "canada2d": "nafrl/Canada2d-v1",
+    "cheetah": "nafrl/Cheetah-v1",
+    "swimmer6": "nafrl/Swimmer6-v1",
+    "ant": "nafrl/Ant-v1",
+    "walker2d": "nafrl/Walker2d-v1",
 }
 
 

@@ -22,11 +22,11 @@ def test_tasks_table_lists_every_task(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_random_return_matches_reward_scale() -> None:
-    ret, sps = random_return("nafrl/Cartpole-v0", episodes=2)
+    ret, sps = random_return("nafrl/Cartpole-v1", episodes=2)
     assert -2.3 < ret < -1.7  # hanging pole: about -0.02 per step for T = 100
     assert sps > 500
     with pytest.raises(ValueError, match="episodes=0"):
-        random_return("nafrl/Cartpole-v0", episodes=0)
+        random_return("nafrl/Cartpole-v1", episodes=0)
 
 
 def test_tasks_table_shows_table1_beside_the_measured_random_return(
@@ -35,15 +35,15 @@ def test_tasks_table_shows_table1_beside_the_measured_random_return(
     tasks(episodes=1)
     out = capsys.readouterr().out
     assert "paper random" in out and "paper best" in out
-    cheetah = next(ln for ln in out.splitlines() if "nafrl/Cheetah-v0" in ln)
+    cheetah = next(ln for ln in out.splitlines() if "nafrl/Cheetah-v1" in ln)
     assert " -0.3 " in cheetah and " 8.23 " in cheetah  # Table 1: random, better best
-    swimmer = next(ln for ln in out.splitlines() if "nafrl/Swimmer6-v0" in ln)
+    swimmer = next(ln for ln in out.splitlines() if "nafrl/Swimmer6-v1" in ln)
     assert " -325 " in swimmer and " -172 " in swimmer
 
 
 def test_render_writes_png(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "reacher.png"
-    render("nafrl/Reacher-v0", out, width=80, height=64)
+    render("nafrl/Reacher-v1", out, width=80, height=64)
     img = iio.imread(out)
     assert img.shape == (64, 80, 3) and img.std() > 5
 
@@ -52,11 +52,11 @@ def test_render_writes_png(tmp_path: Path) -> None:
 def test_record_policy_writes_mp4(tmp_path: Path) -> None:
     out = tmp_path / "cartpole.mp4"
     returns = record_policy(
-        "nafrl/Cartpole-v0", lambda o: np.zeros(1), out, episodes=1, width=64, height=64
+        "nafrl/Cartpole-v1", lambda o: np.zeros(1), out, episodes=1, width=64, height=64
     )
     assert len(returns) == 1 and returns[0] < -1.5
     with imageio.get_reader(out) as reader:
-        assert reader.count_frames() == TASKS["nafrl/Cartpole-v0"].horizon + 1
+        assert reader.count_frames() == TASKS["nafrl/Cartpole-v1"].horizon + 1
         assert reader.get_data(0).shape == (64, 64, 3)
     with pytest.raises(ValueError, match="unknown nafrl task"):
-        record_policy("nafrl/Nope-v0", lambda o: o, tmp_path / "x.mp4")
+        record_policy("nafrl/Nope-v1", lambda o: o, tmp_path / "x.mp4")

@@ -23,11 +23,11 @@ SEEDS = (0, 1, 2, 3)
 #: Measured over SEEDS (scripted vs random): Cartpole -0.55 vs -2.0, Reacher -0.17 vs
 #: -2.7, ReacherSingle -0.20 vs -2.7, Peg -0.22 vs -11.2, Canada2d -3.1 vs -6.9.
 MARGINS = {
-    "nafrl/Cartpole-v0": 1.0,
-    "nafrl/Reacher-v0": 1.0,
-    "nafrl/ReacherSingle-v0": 1.0,
-    "nafrl/Peg-v0": 4.0,
-    "nafrl/Canada2d-v0": 1.5,
+    "nafrl/Cartpole-v1": 1.0,
+    "nafrl/Reacher-v1": 1.0,
+    "nafrl/ReacherSingle-v1": 1.0,
+    "nafrl/Peg-v1": 4.0,
+    "nafrl/Canada2d-v1": 1.5,
 }
 
 
@@ -64,7 +64,7 @@ def test_cartpole_starts_down_stays_down_without_force_and_swings_up_scripted() 
         assert obs[1] < -0.99  # cos(theta): hanging down
     _, passive = _episode(env, lambda o: np.zeros(1), seed=0)
     assert passive[:, 1].max() < -0.95
-    policy = TASKS["nafrl/Cartpole-v0"].scripted(env)
+    policy = TASKS["nafrl/Cartpole-v1"].scripted(env)
     for seed in SEEDS[:2]:
         _, trace = _episode(env, policy, seed)
         up = trace[50:, 1]  # after 2.5 s
@@ -137,7 +137,7 @@ def test_peg_starts_near_nominal_and_scripted_inserts() -> None:
     starts = [env.reset(seed=s)[0][9:11] for s in range(10)]
     assert np.ptp(np.array(starts), axis=0).max() < 0.08  # locally perturbed
     assert min(np.linalg.norm(s - np.array(HOLE)) for s in starts) > 0.08
-    policy = TASKS["nafrl/Peg-v0"].scripted(env)
+    policy = TASKS["nafrl/Peg-v1"].scripted(env)
     for seed in SEEDS[:2]:
         _, trace = _episode(env, policy, seed)
         assert np.linalg.norm(trace[-1][9:11] - np.array(HOLE)) < 0.003, seed
@@ -165,7 +165,7 @@ def test_canada_puck_moves_only_when_hit() -> None:
     _, trace = _episode(env, lambda o: np.zeros(3), seed=0)
     np.testing.assert_allclose(trace[:, 11:13], np.tile(obs0[11:13], (len(trace), 1)))
     assert np.abs(trace[:, 13:15]).max() == 0.0
-    policy = TASKS["nafrl/Canada2d-v0"].scripted(env)
+    policy = TASKS["nafrl/Canada2d-v1"].scripted(env)
     d0, d1 = [], []
     for seed in SEEDS:
         _, trace = _episode(env, policy, seed)

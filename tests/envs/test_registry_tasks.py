@@ -229,13 +229,13 @@ def test_out_of_range_actions_are_clipped(task_id: str) -> None:
 
 def test_unknown_task_id_is_a_clear_error() -> None:
     with pytest.raises(gym.error.Error, match="Nope"):
-        gym.make("nafrl/Nope-v0")
-    with pytest.raises(ValueError, match="unknown nafrl task 'nafrl/Nope-v0'; known tasks: "):
-        make("nafrl/Nope-v0")
-    with pytest.raises(KeyError, match="nafrl/Reacher-v0"):
+        gym.make("nafrl/Nope-v1")
+    with pytest.raises(ValueError, match="unknown nafrl task 'nafrl/Nope-v1'; known tasks: "):
+        make("nafrl/Nope-v1")
+    with pytest.raises(KeyError, match="nafrl/Reacher-v1"):
         TASKS["Reacher"]
     # Another version of a known task names the current one.
-    with pytest.raises(ValueError, match=r"\(nafrl/Reacher-v0 is the current version; "):
+    with pytest.raises(ValueError, match=r"\(nafrl/Reacher-v1 is the current version; "):
         make("nafrl/Reacher-v99")
 
 
@@ -252,7 +252,7 @@ PROJ_IDS = [i for i in IDS if _unwrapped(i).has_obs_projection]
 
 
 def test_projection_tasks_are_the_fitted_model_ones() -> None:
-    assert {"nafrl/ReacherSingle-v0", "nafrl/GripperSingle-v0"} <= set(PROJ_IDS)
+    assert {"nafrl/ReacherSingle-v1", "nafrl/GripperSingle-v1"} <= set(PROJ_IDS)
 
 
 @pytest.mark.parametrize("task_id", PROJ_IDS)

@@ -25,7 +25,7 @@ def _random_episodes(env, n, seed, T=50):
 
 
 def test_one_step_error_falls_with_data():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     x_test, u_test = _random_episodes(env, 8, seed=1000)
     model = NeuralDynamics(hidden_sizes=(64, 64), train_steps=1500, seed=0)
     errors = []

@@ -10,7 +10,7 @@ from nafrl.models.simulator import SimulatorDynamics
 
 @pytest.fixture(scope="module")
 def cartpole():
-    env = gym.make("nafrl/Cartpole-v0")
+    env = gym.make("nafrl/Cartpole-v1")
     env.reset(seed=3)
     return env, SimulatorDynamics(env)
 

@@ -30,7 +30,7 @@ def _episode(env, guide, key, seed, rng):
 
 
 def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     guide = GuidedExploration(
         env, GuidedConfig(ilqg_fraction=1.0, model="linear", refit_every=5, kl_step=0.5)
     )
@@ -49,7 +49,7 @@ def test_linear_ilqg_guide_refits_every_n_episodes_within_the_trust_region():
 
 
 def test_fraction_zero_never_drives_and_bad_config_is_rejected():
-    env = gym.make("nafrl/ReacherSingle-v0")
+    env = gym.make("nafrl/ReacherSingle-v1")
     guide = GuidedExploration(env, ilqg_fraction=0.0, model="true", mode="mpc")
     assert guide.ready
     assert not any(guide.start_episode(jax.random.PRNGKey(i), env) for i in range(20))
@@ -60,7 +60,7 @@ def test_fraction_zero_never_drives_and_bad_config_is_rejected():
 
 
 def test_true_model_mpc_guide_acts_from_the_simulator_state():
-    env = gym.make("nafrl/Cartpole-v0")
+    env = gym.make("nafrl/Cartpole-v1")
     guide = GuidedExploration(
         env, ilqg_fraction=1.0, model="true", mode="mpc", mpc_horizon=10, action_noise=False
     )

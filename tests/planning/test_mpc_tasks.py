@@ -38,13 +38,13 @@ def _run(task, horizon, seed):
 
 @pytest.mark.slow
 def test_mpc_true_model_swings_up_cartpole():
-    ret, obs, _ = _run("nafrl/Cartpole-v0", horizon=30, seed=1)
+    ret, obs, _ = _run("nafrl/Cartpole-v1", horizon=30, seed=1)
     assert ret > -0.6, ret  # random -2.07, scripted -0.55; measured -0.42 (before: x100)
     assert obs[1] > 0.99 and abs(obs[4]) < 0.5  # balanced upright at the end
 
 
 @pytest.mark.slow
 def test_mpc_true_model_solves_single_target_reacher():
-    ret, obs, _ = _run("nafrl/ReacherSingle-v0", horizon=20, seed=1)
+    ret, obs, _ = _run("nafrl/ReacherSingle-v1", horizon=20, seed=1)
     assert ret > -0.27, ret  # random -3.1, scripted -0.20; measured -0.17 (before: /0.09)
     assert np.hypot(obs[9] - obs[11], obs[10] - obs[12]) < 0.01
