@@ -310,9 +310,11 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
         other = "ddpg" if algo == "naf" else "naf"
         for n in names:
             default = getattr(Config, n)
-            value = {bool: not default, int: 3, float: 0.5, str: "mpc"}.get(type(default), 1e-4)
-            if n == "model":
-                value = "true"
+            value = {bool: not default, int: default + 1, float: 2 * default + 0.5}.get(
+                type(default), 1e-4
+            )
+            value = {"model": "true", "planner": "mpc", "model_prior": "gaussian"}.get(n, value)
+            assert value != default, n
             with pytest.raises(ConfigError, match=n):
                 validate_for_algo(make_config(**{n: value}), other)
     assert validate_for_algo(Config(), "naf") == Config()
