@@ -18,7 +18,12 @@ run: $(BIN)/nafrl
 	# too, but needs more than 15k steps to settle.
 	$(BIN)/nafrl train --algo naf --env InvertedPendulum-v5 --steps 15000 --tau 0.005 --progress-bar
 
-test: $(BIN)/nafrl
+# The tests also run the sweeps' Ray back end on a real local Ray: the optional `ray` extra.
+$(VENV)/.ray-extra: pyproject.toml $(BIN)/nafrl
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	touch $@
+
+test: $(BIN)/nafrl $(VENV)/.ray-extra
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(BIN)/nafrl

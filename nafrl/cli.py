@@ -102,12 +102,12 @@ def _resume_spec(
     """The run recorded in ``folder``, with its budget raised by ``--steps``/``--episodes``.
     A flag that would change anything else is refused: it counts as given when its value
     differs from the default or it is on the command line."""
-    from nafrl.runs import RunError, RunSpec, read_json
+    from nafrl.runs import RunError, RunSpec, read_run_record
 
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise RunError(f"--resume {folder}: not a run folder (no config.json)")
-    rec = RunSpec.from_dict(read_json(cfg_file))
+    rec = read_run_record(cfg_file)
     argv = {a.split("=")[0] for a in sys.argv[1:]}
 
     def given(name: str, value: object, default: object) -> bool:

@@ -207,6 +207,21 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path} is unreadable or corrupt ({e}); remove the folder or fix it") from e
 
 
+RECORD_KEYS: tuple[str, ...] = ("algo", "env", "seed", "budget", "config", "eval_episodes")
+
+
+def read_run_record(path: Path) -> RunSpec:
+    """A run folder's ``config.json`` as the :class:`RunSpec` it records; a missing, corrupt,
+    incomplete or invalid file is one error naming the file."""
+    from nafrl.logger import read_json_object
+
+    record = read_json_object(path, required=RECORD_KEYS)
+    try:
+        return RunSpec.from_dict(record)
+    except (RunError, ConfigError) as e:
+        raise RunError(f"{path}: {e}") from e
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary file in the same folder, fsync it, then rename it over
     ``path``: a reader (or a crash) sees the old file or the new one, never half of one."""

@@ -310,10 +310,14 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
         other = "ddpg" if algo == "naf" else "naf"
         for n in names:
             default = getattr(Config, n)
-            value = {bool: not default, int: default + 1, float: 2 * default + 0.5}.get(
-                type(default), 1e-4
-            )
-            value = {"model": "true", "planner": "mpc", "model_prior": "gaussian"}.get(n, value)
+            if n in ("model", "planner", "model_prior"):
+                value = {"model": "true", "planner": "mpc", "model_prior": "gaussian"}[n]
+            elif isinstance(default, bool):
+                value = not default
+            elif isinstance(default, int | float):
+                value = 2 * default + 1
+            else:  # None (actor_learning_rate)
+                value = 1e-4
             assert value != default, n
             with pytest.raises(ConfigError, match=n):
                 validate_for_algo(make_config(**{n: value}), other)
