@@ -15,6 +15,7 @@ from nafrl.envs.gripper import (
     GripperSingleEnv,
     scripted_policy,
 )
+from nafrl.rollout import run_episode
 
 SEEDS = (0, 1)
 #: Scripted must beat uniform-random actions by at least this much return per episode
@@ -24,15 +25,12 @@ MARGIN = 20.0
 
 
 def _episode(env: GripperEnv, policy, seed: int) -> tuple[float, np.ndarray]:
-    obs, _ = env.reset(seed=seed)
-    total, trace = 0.0, [obs]
-    for _ in range(env.horizon):
-        obs, r, terminated, truncated, _ = env.step(policy(obs))
-        total += r
-        trace.append(obs)
-        assert not terminated
-    assert truncated
-    return total, np.array(trace)
+    trace: list[np.ndarray] = []
+    result = run_episode(
+        env, lambda o, t: policy(o), seed=seed, on_step=lambda o, r: trace.append(o)
+    )
+    assert not result.terminated and result.length == env.horizon  # cut by the time limit only
+    return result.total_reward, np.array(trace)
 
 
 @pytest.mark.parametrize("cls", [GripperEnv, GripperMobileEnv, GripperSingleEnv])

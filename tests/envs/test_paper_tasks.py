@@ -16,6 +16,7 @@ from nafrl.envs.cartpole import CartpoleEnv
 from nafrl.envs.peg import HOLE, PegEnv
 from nafrl.envs.reacher import ReacherEnv, ReacherSingleEnv, scripted_policy
 from nafrl.envs.scripted import planar_ik3
+from nafrl.rollout import run_episode
 
 SEEDS = (0, 1, 2, 3)
 
@@ -32,15 +33,11 @@ MARGINS = {
 
 
 def _episode(env: gym.Env, policy, seed: int) -> tuple[float, np.ndarray]:
-    obs, _ = env.reset(seed=seed)
-    total, trace = 0.0, [obs]
-    done = False
-    while not done:
-        obs, r, terminated, truncated, _ = env.step(policy(obs))
-        total += r
-        trace.append(obs)
-        done = terminated or truncated
-    return total, np.array(trace)
+    trace: list[np.ndarray] = []
+    result = run_episode(
+        env, lambda o, t: policy(o), seed=seed, on_step=lambda o, r: trace.append(o)
+    )
+    return result.total_reward, np.array(trace)
 
 
 @pytest.mark.parametrize("task_id", list(MARGINS))

@@ -19,6 +19,7 @@ import pytest
 from nafrl.envs import TASKS, make
 from nafrl.envs.cli import random_return
 from nafrl.experiments.paper import DOMAIN_TASK, TABLE1, domain_of
+from nafrl.rollout import run_episode
 
 #: Episodes of the random agent per domain: 50 where episodes are cheap; fewer where the
 #: return barely varies between episodes and episodes are long, so the mean is still stable.
@@ -39,14 +40,9 @@ def _tolerance(value: float) -> float:
 def _scripted_return(task_id: str, episodes: int) -> float:
     env = make(task_id)
     policy = TASKS[task_id].scripted(env)
-    returns = []
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            obs, r, terminated, truncated, _ = env.step(policy(obs))
-            total, done = total + float(r), terminated or truncated
-        returns.append(total)
+    returns = [
+        run_episode(env, lambda o, t: policy(o), seed=seed).total_reward for seed in range(episodes)
+    ]
     env.close()
     return float(np.mean(returns))
 

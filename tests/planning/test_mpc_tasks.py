@@ -13,6 +13,7 @@ import pytest
 import nafrl.envs  # noqa: F401
 from nafrl.models.simulator import SimulatorDynamics
 from nafrl.planning.mpc import MPC
+from nafrl.rollout import run_episode
 
 
 def _run(task, horizon, seed):
@@ -26,14 +27,16 @@ def _run(task, horizon, seed):
         iterations=2,
         episode_horizon=env.unwrapped.horizon,
     )
-    ret, done, t = 0.0, False, 0
-    start = time.perf_counter()
-    while not done:
+
+    def act(obs: np.ndarray, t: int) -> np.ndarray:
         u = mpc.act(env.unwrapped.get_state(), t)
         assert u.shape == env.action_space.shape and np.all(np.abs(u) <= 1.0)
-        obs, r, term, trunc, _ = env.step(u)
-        ret, done, t = ret + r, term or trunc, t + 1
-    return ret, obs, time.perf_counter() - start
+        return u
+
+    last: list[np.ndarray] = []
+    start = time.perf_counter()
+    result = run_episode(env, act, seed=seed, on_step=lambda o, r: last.append(o))  # same start
+    return result.total_reward, last[-1], time.perf_counter() - start
 
 
 @pytest.mark.slow
