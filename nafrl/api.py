@@ -17,6 +17,7 @@ recording B, imagination into R_f, the I*l : I minibatches, refitting M). The ma
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,7 @@ class OffPolicyAgent:
         self,
         env: str | gym.Env,
         seed: int = 0,
-        run_dir: str | Path | None = None,
+        run_dir: str | os.PathLike | None = None,
         tensorboard: bool = True,
         **config: Any,
     ) -> None:
@@ -175,10 +176,11 @@ class OffPolicyAgent:
         frozen = freeze_gc()  # objects alive now leave the GC's scans while training
         try:
             while self.num_timesteps < target:
-                if self._obs is None:
-                    self._begin_episode()
-                obs, action = self._obs, self._action
+                obs = self._obs if self._obs is not None else self._begin_episode()
+                action = self._action
                 if self._guided:  # Algorithm 2: u_t = mu'(x_t, t) + N_t, mu' = iLQG / MPC
+                    if mb is None:
+                        raise RuntimeError("a guided episode without model-based acceleration")
                     action = mb.guided_action(obs, self._ep_len, np.asarray(self._noise))
                 t0 = time.perf_counter()
                 next_obs, reward, terminated, truncated, _ = self.env.step(
@@ -268,7 +270,8 @@ class OffPolicyAgent:
             z(shape, np.float32),
         )
 
-    def _begin_episode(self) -> None:
+    def _begin_episode(self) -> np.ndarray:
+        """Reset the env and the episode's state; returns the first observation."""
         if not self._env_seeded:
             obs, _ = self.env.reset(seed=self.seed)
             self._env_seeded = True
@@ -292,6 +295,7 @@ class OffPolicyAgent:
         if self.model_based is not None:  # Algorithm 2: mu' from {mu, pi_iLQG}
             self._guided, self.key = self.model_based.begin_episode(self._obs, self.key)
         self._ep_t0, self._ep_steps0 = time.perf_counter(), self.num_timesteps
+        return self._obs
 
     def _end_episode(self, bar: Any) -> None:
         self.num_episodes += 1

@@ -140,7 +140,8 @@ def _resume_spec(
     other = "episodes" if kind == "steps" else "steps"
     if new[other] is not None:
         raise RunError(f"{folder} has a budget in {kind}; give --{kind}, not --{other}")
-    budget = {kind: new[kind]} if new[kind] is not None else dict(rec.budget)
+    given_total = new[kind]
+    budget = {kind: given_total} if given_total is not None else dict(rec.budget)
     return RunSpec(rec.algo, rec.env, rec.seed, budget, rec.config, rec.eval_episodes)
 
 
@@ -169,9 +170,7 @@ def sweep(
 
             if out is None:
                 raise SpecError("sweep run needs --out DIR (the sweep's folder)")
-            if (target is None) == (paper is None):
-                raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
-            if paper is not None:
+            if paper is not None and target is None:
                 from nafrl.experiments.protocols import protocol
 
                 specs, record = protocol(paper, budget)
@@ -179,8 +178,10 @@ def sweep(
                     specs, out, workers=workers, backend=backend, address=address,
                     name=f"{paper}-{budget}", spec_record=record,
                 )  # fmt: skip
-            else:
+            elif target is not None and paper is None:
                 summary = run_sweep(target, out, workers=workers, backend=backend, address=address)
+            else:
+                raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
             print(
                 f"sweep {out}: {summary.done}/{summary.total} runs done, "
                 f"{len(summary.failed)} failed, {summary.interrupted} interrupted"

@@ -124,7 +124,9 @@ def check_spaces(env: gym.Env, algo: str = "NAF") -> tuple[int, int]:
 class ActionScaler:
     """Maps normalised actions in [-1, 1] to the environment's [low, high] and back."""
 
-    def __init__(self, space: gym.spaces.Box) -> None:
+    def __init__(self, space: gym.Space[Any]) -> None:
+        if not isinstance(space, gym.spaces.Box):
+            raise EnvError(f"ActionScaler needs a gymnasium.spaces.Box action space, got {space}")
         self.low = np.asarray(space.low, np.float64)
         self.high = np.asarray(space.high, np.float64)
         self.dtype = space.dtype

@@ -80,7 +80,7 @@ class RunLogger:
             fields = EPISODE_FIELDS if name == "episodes.csv" else EVAL_FIELDS
             kept = [r for r in rows if _episode_of(r, path) <= episode]
             text = io.StringIO(newline="")
-            w = csv.DictWriter(text, fieldnames=fields, restval="")
+            w: csv.DictWriter[str] = csv.DictWriter(text, fieldnames=fields, restval="")
             w.writeheader()
             w.writerows({k: v for k, v in r.items() if k in fields} for r in kept)
             atomic_write_text(path, text.getvalue())

@@ -11,7 +11,7 @@ CLI and checkpoints read the names from it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 from nafrl.agents import ddpg, naf
 from nafrl.agents.common import Agent
@@ -23,8 +23,11 @@ ALGORITHMS: dict[str, Callable[[Config, int, int], Agent]] = {
     "ddpg": ddpg.make,
 }
 
-#: The accepted names as a type (for tyro / the CLI's ``--algo`` choices).
-AlgoName = Literal[tuple(ALGORITHMS)]  # type: ignore[valid-type]
+#: The accepted names as a type (for tyro / the CLI's ``--algo`` choices). A static type
+#: spells the names out; the check below keeps it equal to :data:`ALGORITHMS`.
+AlgoName = Literal["naf", "ddpg"]
+if get_args(AlgoName) != tuple(ALGORITHMS):
+    raise RuntimeError(f"nafrl.agents.AlgoName must list the names of ALGORITHMS: {ALGORITHMS}")
 
 
 def algorithm_names() -> tuple[str, ...]:

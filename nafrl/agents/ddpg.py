@@ -12,7 +12,7 @@ Departures from Lillicrap et al., documented choices:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +59,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     def policy(
         state: TrainState, obs: jax.Array, with_precision: bool = False
     ) -> tuple[jax.Array, None]:
-        return actor.apply(state.actor_params, obs, train=False), None
+        # flax annotates apply()'s result as `Any | tuple[output, collections]` whatever
+        # `mutable` is; without `mutable` it is the output alone.
+        return cast(jax.Array, actor.apply(state.actor_params, obs, train=False)), None
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         # Critic: y = r + gamma (1 - terminated) Q'(x', pi'(x')).
@@ -88,7 +90,8 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         # Actor: maximise Q(x, pi(x)) through the updated critic.
         def actor_loss(p: Any) -> tuple[jax.Array, dict]:
             u, upd = _apply(actor, {**state.actor_params, "params": p}, batch.obs, train=True)
-            return -jnp.mean(critic.apply(critic_vars, batch.obs, u, train=False)), upd
+            q_pi = cast(jax.Array, critic.apply(critic_vars, batch.obs, u, train=False))
+            return -jnp.mean(q_pi), upd
 
         (pi_loss, a_upd), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params["params"]

@@ -15,7 +15,7 @@ Departures from the paper, all documented choices:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -44,10 +44,17 @@ def td_loss(
 
     Returns the loss and (updated batch-norm statistics, the online outputs).
     """
+    # flax annotates apply()'s result as `Any | tuple[output, collections]` whatever
+    # `mutable` is: with `mutable` it is the pair, without it the output alone.
+    out: NAFOutputs
+    updates: dict[str, Any]
     if "batch_stats" in params:
-        out, updates = net.apply(params, batch.obs, train=True, mutable=["batch_stats"])
+        out, updates = cast(
+            tuple[NAFOutputs, dict[str, Any]],
+            net.apply(params, batch.obs, train=True, mutable=["batch_stats"]),
+        )
     else:
-        out, updates = net.apply(params, batch.obs, train=True), {}
+        out, updates = cast(NAFOutputs, net.apply(params, batch.obs, train=True)), {}
     v_next = net.apply(target_params, batch.next_obs, train=False, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
     loss = jnp.mean((y - q_value(out, batch.action)) ** 2)
@@ -72,7 +79,8 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     def policy(
         state: TrainState, obs: jax.Array, with_precision: bool = True
     ) -> tuple[jax.Array, jax.Array | None]:
-        out = net.apply(state.params, obs, train=False, heads="policy" if with_precision else "mu")
+        heads = "policy" if with_precision else "mu"  # see td_loss for the cast
+        out = cast(NAFOutputs, net.apply(state.params, obs, train=False, heads=heads))
         return out.mu, out.L
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:

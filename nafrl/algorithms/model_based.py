@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import gymnasium as gym
 import jax
@@ -78,7 +78,7 @@ import numpy as np
 
 from nafrl.agents.common import Agent
 from nafrl.config import Config
-from nafrl.env_utils import ActionScaler, EnvError
+from nafrl.env_utils import ActionScaler, EnvError, check_spaces
 from nafrl.exploration import sample_noise
 from nafrl.models.base import DynamicsModel
 from nafrl.models.linear_gaussian import LinearGaussianDynamics
@@ -87,7 +87,7 @@ from nafrl.models.simulator import SimulatorDynamics, private_copy
 from nafrl.planning.controller import LinearGaussianController
 from nafrl.planning.ilqg import ilqg_solve
 from nafrl.planning.kl_step import kl_constrained_step
-from nafrl.planning.lqr import evaluate_controller
+from nafrl.planning.lqr import RewardFn, evaluate_controller
 from nafrl.planning.mpc import MPC
 from nafrl.replay import ReplayBuffer
 from nafrl.types import Batch
@@ -96,6 +96,22 @@ from nafrl.types import Batch
 CONTROLLER_TEMPERATURE = 1.0  # c of the controller covariance -c Q_uu^-1 (eq. 4)
 FIRST_STEP_MIN_STD = 0.1  # action-std floor of the Gaussian fitted to B for the first KL step
 KL_STEP_MULT_RANGE = (0.1, 10.0)  # bounds of the adaptive multiplier of kl_step
+
+
+@runtime_checkable
+class StatefulTask(Protocol):
+    """What Algorithm 2 needs of ``env.unwrapped``: exact state get/set (nafrl tasks)."""
+
+    def get_state(self) -> np.ndarray: ...
+
+    def set_state(self, state: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class ProjectingTask(Protocol):
+    """A task that maps predicted observations back onto valid ones (``has_obs_projection``)."""
+
+    def project_obs(self, obs: jax.Array) -> jax.Array: ...
 
 
 # --------------------------------------------------------------------------- B and B_old
@@ -130,7 +146,9 @@ class EpisodeBuffers:
         keep = [e for e in episodes if len(e.actions) == T]
         return np.stack([e.obs for e in keep]), np.stack([e.actions for e in keep])
 
-    def sample_starts(self, rng: np.random.Generator, m: int) -> tuple[np.ndarray, ...]:
+    def sample_starts(
+        self, rng: np.random.Generator, m: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Line 15: m (episode, t) pairs from B_old: observations (m, dx), times (m,), and
         simulator states (m, ds) or None."""
         ep = rng.integers(0, len(self.old), size=m)
@@ -269,7 +287,7 @@ class TrueModelImagination:
         env = self.env
         m = len(states)
         alive = np.ones(m, bool)
-        x = np.empty((m, env.observation_space.shape[0]), np.float32)
+        x = np.empty((m, env.obs_size), np.float32)
         for i, s in enumerate(states):
             env.set_state(s)
             x[i] = env.observe()
@@ -315,7 +333,7 @@ class ModelBasedAcceleration:
         kind = config.model
         if kind == "none":
             raise ValueError("ModelBasedAcceleration needs config.model in true, linear, neural")
-        if not (hasattr(base, "get_state") and hasattr(base, "set_state")):
+        if not isinstance(base, StatefulTask):  # has get_state and set_state
             raise EnvError(
                 f"model={kind!r} needs a nafrl task with get_state/set_state (nafrl/... ids); "
                 f"{type(base).__name__} has none"
@@ -328,11 +346,11 @@ class ModelBasedAcceleration:
         if config.imagination_length > 0 and agent is None:
             raise ValueError("imagination rollouts need the agent whose policy they follow")
         self.config, self.kind, self.agent = config, kind, agent
+        obs_dim, act_dim = check_spaces(env, "Model-based acceleration")
         self.scaler = ActionScaler(env.action_space)
-        obs_dim = int(env.observation_space.shape[0])
-        act_dim = int(env.action_space.shape[0])
         self.horizon = int(getattr(base, "horizon", 10**9))
         self._env = env
+        self._task: StatefulTask = base
         self.timers = {"model_fit": 0.0, "imagination": 0.0}
         self.refits = 0  # line 22 so far
 
@@ -372,7 +390,7 @@ class ModelBasedAcceleration:
         self.kl_step_mult = 1.0
         self._predicted: tuple[float, float] | None = None  # J(old|M_old), J(new|M_old)
         self._simulator: SimulatorDynamics | None = None
-        self.reward = getattr(base, "reward", None)
+        self.reward: RewardFn | None = getattr(base, "reward", None)
         self.act_dim = act_dim
         if config.ilqg_fraction > 0:
             if self.reward is None:
@@ -402,7 +420,7 @@ class ModelBasedAcceleration:
         probability 1 - p = ``ilqg_fraction`` (once it exists). Returns (guided, next key);
         the key is consumed only with guided exploration on."""
         self._obs, self._actions = [np.asarray(obs, np.float32)], []
-        self._states = [self._env.unwrapped.get_state()] if self.kind == "true" else []
+        self._states = [self._task.get_state()] if self.kind == "true" else []
         self.guided = False
         if self.config.ilqg_fraction > 0:
             key, sub = jax.random.split(key)
@@ -438,7 +456,7 @@ class ModelBasedAcceleration:
         self._actions.append(np.asarray(action, np.float32))
         self._obs.append(np.asarray(next_obs, np.float32))
         if self.kind == "true":
-            self._states.append(self._env.unwrapped.get_state())
+            self._states.append(self._task.get_state())
 
     # -- lines 14-18: imagination into R_f ---------------------------------------------------
     def imagination_on(self, num_episodes: int) -> bool:
@@ -492,19 +510,25 @@ class ModelBasedAcceleration:
         cfg = self.config
         assert self.model is not None and self.box is not None and self.agent is not None
         if self._imagine_fn is None:
-            base = self._env.unwrapped
-            project = cfg.project_imagined and getattr(base, "has_obs_projection", False)
+            base = self._task
+            project_fn = None
+            if cfg.project_imagined and getattr(base, "has_obs_projection", False):
+                if not isinstance(base, ProjectingTask):
+                    raise EnvError(
+                        f"{type(base).__name__} sets has_obs_projection but has no project_obs(obs)"
+                    )
+                project_fn = base.project_obs
             self._imagine_fn = make_imagine(
                 self.agent,
                 type(self.model).step_fn,
-                base.reward,
+                self._reward_fn(),
                 cfg.imagination_length,
                 self.horizon,
                 cfg.exploration,
                 cfg.noise_scale,
                 cfg.ou_theta,
                 model_noise=cfg.model_noise,
-                project_fn=base.project_obs if project else None,
+                project_fn=project_fn,
             )
         lo, hi = (jnp.asarray(b, x0.dtype) for b in self.box)
         im = self._imagine_fn(
@@ -625,17 +649,18 @@ class ModelBasedAcceleration:
             self._predicted = None
         elif cfg.adapt_kl_step and self._predicted is not None:
             self._adapt_kl_step(lg, prev)
+        reward = self._reward_fn()
         self.controller, self.controller_info = kl_constrained_step(
             lg,
-            self.reward,
+            reward,
             lg.x0_mean,
             prev,
             kl_step=cfg.kl_step * self.kl_step_mult,
             x0_cov=lg.x0_cov,
         )
         if cfg.adapt_kl_step:
-            old = evaluate_controller(lg, self.reward, prev, lg.x0_mean, lg.x0_cov)
-            new = evaluate_controller(lg, self.reward, self.controller, lg.x0_mean, lg.x0_cov)
+            old = evaluate_controller(lg, reward, prev, lg.x0_mean, lg.x0_cov)
+            new = evaluate_controller(lg, reward, self.controller, lg.x0_mean, lg.x0_cov)
             self._predicted = (old, new)
 
     def _adapt_kl_step(self, model: LinearGaussianDynamics, ctrl: LinearGaussianController) -> None:
@@ -645,12 +670,22 @@ class ModelBasedAcceleration:
         and scale the multiplier of kl_step by predicted / (2 (predicted - actual))."""
         assert self._predicted is not None
         old, predicted_new = self._predicted
-        actual_new = evaluate_controller(model, self.reward, ctrl, model.x0_mean, model.x0_cov)
+        reward = self._reward_fn()
+        actual_new = evaluate_controller(model, reward, ctrl, model.x0_mean, model.x0_cov)
         predicted = predicted_new - old
         actual = actual_new - old
         mult = predicted / (2.0 * max(1e-4, predicted - actual))
         mult = float(np.clip(mult, 0.2, 5.0)) if np.isfinite(mult) else 0.5
         self.kl_step_mult = float(np.clip(self.kl_step_mult * mult, *KL_STEP_MULT_RANGE))
+
+    def _reward_fn(self) -> RewardFn:
+        """The task's JAX reward r(x, u): fitted models and the controller need it."""
+        if self.reward is None:
+            raise EnvError(
+                f"model={self.kind!r} with these settings needs the task's reward r(x, u) as a "
+                f"JAX function; {type(self._task).__name__} has none"
+            )
+        return self.reward
 
     def _planning_model(self) -> DynamicsModel:
         model = self._simulator if self.kind == "true" else self.model
@@ -660,7 +695,7 @@ class ModelBasedAcceleration:
     def _planning_state(self, obs: np.ndarray) -> np.ndarray:
         if self.kind == "true":  # the simulator plans from the full state, not the obs
             assert self._simulator is not None
-            return np.asarray(self._simulator.state_from(self._env.unwrapped.get_state()))
+            return np.asarray(self._simulator.state_from(self._task.get_state()))
         return np.asarray(obs, np.float64)
 
     def _make_mpc(self) -> None:
@@ -668,7 +703,7 @@ class ModelBasedAcceleration:
         if cfg.planner == "mpc":
             self.mpc = MPC(
                 self._planning_model(),
-                self.reward,
+                self._reward_fn(),
                 horizon=cfg.mpc_horizon,
                 iterations=cfg.mpc_iterations,
                 episode_horizon=self.horizon,
@@ -685,7 +720,7 @@ class ModelBasedAcceleration:
         )
         self.controller, self.controller_info = ilqg_solve(
             self._planning_model(),
-            self.reward,
+            self._reward_fn(),
             x0,
             u_init,
             iterations=self.config.ilqg_iterations,
@@ -707,8 +742,11 @@ class ModelBasedAcceleration:
             out["ep_obs"] = np.concatenate([e.obs for e in eps])
             out["ep_actions"] = np.concatenate([e.actions for e in eps])
             out["ep_guided"] = np.array([g for _, g in self.history])
-            if eps[0].states is not None:
-                out["ep_states"] = np.concatenate([e.states for e in eps])
+            states = [e.states for e in eps if e.states is not None]
+            if states:  # the true model records every episode's simulator states
+                if len(states) != len(eps):
+                    raise RuntimeError("only some recorded episodes hold simulator states")
+                out["ep_states"] = np.concatenate(states)
         return out
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:

@@ -153,7 +153,8 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
       restoring it reproduces later observations bit for bit.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    # Not a ClassVar: __init__ sets each instance's render_fps from its dt.
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     xml_file: ClassVar[str]
     """MJCF file name in ``nafrl/envs/assets``."""
@@ -322,7 +323,7 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._x = obs.tolist()
         return obs.copy(), reward, self._terminated(obs), self._t >= self.horizon, {}
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """RGB array (height, width, 3) of the current state, or None without render_mode."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")

@@ -8,16 +8,20 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import gymnasium as gym
 import numpy as np
 
 from nafrl.checkpoint import process_umask
-from nafrl.env_utils import extra_hint, make_env
+from nafrl.env_utils import check_spaces, extra_hint, make_env
 from nafrl.envs.registry import TASKS, make
 from nafrl.errors import EnvError, StorageError
 from nafrl.rollout import run_episode
 from nafrl.runtime import select_render_backend
+
+if TYPE_CHECKING:
+    from imageio.core.format import Format
 
 __all__ = ["random_return", "record_policy", "render", "tasks"]
 
@@ -65,7 +69,7 @@ def tasks(episodes: int = 50) -> None:
         table.add_column(col, justify="left" if col in ("id", "tags") else "right", no_wrap=True)
     for task_id, spec in TASKS.items():
         env = make(task_id)
-        n_obs, n_act = env.observation_space.shape[0], env.action_space.shape[0]
+        n_obs, n_act = check_spaces(env, task_id)
         env.close()
         ret, sps = random_return(task_id, episodes=episodes)
         domain = domain_of(task_id)
@@ -147,12 +151,23 @@ def render(task_id: str, out: Path, seed: int = 0, width: int = 480, height: int
     env = make(task_id, render_mode="rgb_array", width=width, height=height)
     try:
         env.reset(seed=seed)
-        frame = env.render()
+        frame = _rgb_frame(env)
     finally:
         env.close()
     with _atomic_output(out) as tmp:
-        iio.imwrite(tmp, np.asarray(frame))
+        iio.imwrite(tmp, frame)
     print(f"wrote {out}")
+
+
+def _rgb_frame(env: gym.Env) -> np.ndarray:
+    """``env.render()`` of an env made with ``render_mode='rgb_array'``: one RGB array."""
+    frame = env.render()
+    if not isinstance(frame, np.ndarray):
+        raise EnvError(
+            f"{type(env.unwrapped).__name__}.render() returned {type(frame).__name__}; "
+            "expected an RGB array (render_mode='rgb_array')"
+        )
+    return frame
 
 
 def _recording_env(task_id: str, width: int, height: int) -> gym.Env:
@@ -198,24 +213,29 @@ def record_policy(
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise EnvError(f"invalid episodes={episodes!r}: expected an integer >= 1")
     out = check_output(out, VIDEO_SUFFIXES, "video")
-    if policy is None and (task_id not in TASKS or TASKS[task_id].scripted is None):
-        raise EnvError(f"{task_id} has no scripted controller; pass a policy")
-    env = _recording_env(task_id, width, height)
     if policy is None:
-        policy = TASKS[task_id].scripted(env)
+        scripted = TASKS[task_id].scripted if task_id in TASKS else None
+        if scripted is None:
+            raise EnvError(f"{task_id} has no scripted controller; pass a policy")
+        env = _recording_env(task_id, width, height)
+        policy = scripted(env)
+    else:
+        env = _recording_env(task_id, width, height)
     fps = env.metadata.get("render_fps", 20)
     returns = []
     try:
         with (
             _atomic_output(out) as tmp,
-            imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as writer,
+            imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as opened,
         ):
+            # imageio's stub types Writer.__enter__ as returning its base class; it is the writer.
+            writer = cast("Format.Writer", opened)
             for ep in range(episodes):
                 result = run_episode(
                     env,
                     lambda o, t: policy(o),
                     seed=seed + ep,
-                    on_step=lambda o, r: writer.append_data(env.render()),
+                    on_step=lambda o, r: writer.append_data(_rgb_frame(env)),
                 )
                 returns.append(result.total_reward)
     finally:

@@ -87,7 +87,7 @@ _EPS = 1e-3  # smooths the distance to the target so r stays differentiable at d
 
 @contextmanager
 def _xml_on_disk(xml: str) -> Iterator[str]:
-    """Write a self-contained MJCF string to a temporary file for the base class to load."""
+    """Write a self-contained MJCF string to a temporary file for ``from_xml_path``."""
     with tempfile.TemporaryDirectory(prefix="nafrl-") as tmp:
         path = Path(tmp) / "model.xml"
         path.write_text(xml)
@@ -109,9 +109,9 @@ class _LocomotionEnv(MujocoTaskEnv):
 class _GeneratedModelEnv(_LocomotionEnv):
     """A task whose MJCF is built at run time by :meth:`_build_xml`.
 
-    :class:`MujocoTaskEnv` loads ``assets/<xml_file>``; this compiles the
-    generated string (built once per class) through a temporary file, deleted
-    once loaded.
+    :class:`MujocoTaskEnv` loads ``assets/<xml_file>``; this overrides
+    :meth:`_load_model` to compile the generated string (built once per class)
+    through a temporary file, deleted once loaded.
     """
 
     _xml_cache: ClassVar[dict[type, str]] = {}
@@ -120,16 +120,12 @@ class _GeneratedModelEnv(_LocomotionEnv):
     def _build_xml(cls) -> str:
         raise NotImplementedError
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
+    def _load_model(self) -> mujoco.MjModel:
         cls = type(self)
         if cls not in self._xml_cache:  # building (dm_control, MjSpec) is the slow part
             self._xml_cache[cls] = cls._build_xml()
         with _xml_on_disk(self._xml_cache[cls]) as path:
-            self.xml_file = path  # type: ignore[misc]  # instance override of the ClassVar
-            try:
-                super().__init__(render_mode, width, height)
-            finally:
-                del self.xml_file
+            return mujoco.MjModel.from_xml_path(path)
 
 
 def _ctrl_sq(action: Any, n: int) -> Any:
@@ -391,8 +387,8 @@ class Swimmer6Env(_GeneratedModelEnv):
 
         xml, includes = swimmer.get_model_and_assets(cls.n_joints + 1)
         spec = mujoco.MjSpec.from_string(xml.decode(), include=includes)
-        spec.geom("target").pos = [cls.target[0], cls.target[1], 0.05]
-        spec.light("target_light").pos = [cls.target[0], cls.target[1], 1.5]
+        spec.geom("target").pos = np.array([cls.target[0], cls.target[1], 0.05])
+        spec.light("target_light").pos = np.array([cls.target[0], cls.target[1], 1.5])
         return spec.to_xml()
 
     def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
@@ -448,7 +444,7 @@ def scripted_policy(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
         # Frequency (Hz), phase lag between neighbouring joints (rad), amplitude: tuned by a
         # small grid search over 3 seeded episodes.
         freq, amp, offset = 0.5, 1.0, 0.0
-        phase = 1.5 * np.arange(e.action_space.shape[0])
+        phase = 1.5 * np.arange(e.model.nu)
     else:
         raise TypeError(f"no scripted gait for {type(e).__name__}")
     swimmer = isinstance(e, Swimmer6Env)

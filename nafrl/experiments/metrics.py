@@ -13,7 +13,7 @@ def threshold(best: float, tol: float = 0.05) -> float:
 
 
 def episodes_to_reach(
-    episodes: Sequence[float], test_returns: Sequence[float], level: float
+    episodes: Sequence[float] | np.ndarray, test_returns: Sequence[float] | np.ndarray, level: float
 ) -> float:
     """First episode whose test reward is >= level; NaN if never reached."""
     ep = np.asarray(episodes, float)
@@ -23,7 +23,9 @@ def episodes_to_reach(
 
 
 def best_and_episodes(
-    episodes: Sequence[float], test_returns: Sequence[float], tol: float = 0.05
+    episodes: Sequence[float] | np.ndarray,
+    test_returns: Sequence[float] | np.ndarray,
+    tol: float = 0.05,
 ) -> tuple[float, float]:
     """(best test reward, episodes to reach within ``tol`` of it) for one run."""
     best = float(np.max(test_returns))

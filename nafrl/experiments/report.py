@@ -104,7 +104,7 @@ class Status:
 
     def counts(self) -> dict[str, int]:
         """Number of runs in each state (every state present, zeros included)."""
-        out = dict.fromkeys(STATES, 0)
+        out: dict[str, int] = dict.fromkeys(STATES, 0)
         for r in self.runs:
             out[r.state] += 1
         return out
@@ -258,8 +258,12 @@ def format_status(status: Status, *, max_pending: int = 10) -> str:
     def who(r: RunStatus) -> str:
         return f"{r.id} ({r.algo}, {r.task}, seed {r.seed}, {_point_str(r.point)})"
 
-    for state, title in (("failed", "failed"), ("partial", "partial (resumed by a rerun)")):
-        runs = status.of(state)  # type: ignore[arg-type]
+    sections: tuple[tuple[RunState, str], ...] = (
+        ("failed", "failed"),
+        ("partial", "partial (resumed by a rerun)"),
+    )
+    for state, title in sections:
+        runs = status.of(state)
         if runs:
             lines.append(f"{title}:")
             lines.extend(f"  {who(r)}: {r.detail}" for r in runs)
@@ -346,7 +350,8 @@ def protocol_of(manifest: dict[str, Any]) -> str | None:
     spec: the manifest's ``protocol``, else the spec's ``protocol``/``paper``, else the sweep's
     name or its first spec's name when it is a protocol name or starts with one and a separator
     (``"table1-laptop"``)."""
-    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+    given = manifest.get("spec")
+    spec: dict[str, Any] = given if isinstance(given, dict) else {}
     for v in (manifest.get("protocol"), spec.get("protocol"), spec.get("paper")):
         if isinstance(v, str) and v.lower() in PROTOCOLS:
             return v.lower()

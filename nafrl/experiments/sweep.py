@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import signal
 import sys
@@ -167,8 +168,8 @@ class _LocalBackend:
 
 class _RayBackend:
     def __init__(self, workers: int | None, address: str | None, env: dict[str, str]) -> None:
-        try:
-            import ray
+        try:  # an optional extra: imported by name so type checks pass without it installed
+            ray = importlib.import_module("ray")
         except ImportError:
             raise SpecError("--backend ray needs Ray: pip install 'nafrl[ray]'") from None
         self.ray = ray
