@@ -310,11 +310,16 @@ class OffPolicyAgent:
             stacked = {k: np.array([m[k] for m in per_step]) for k in per_step[0]}
             metrics = {k: float(np.mean(v)) for k, v in stacked.items()}
             if not np.all(np.isfinite(stacked["q_loss"])):
-                where = f" in {self.run_dir / 'checkpoint.npz'}" if self.run_dir else ""
+                ckpt = self.run_dir / "checkpoint.npz" if self.run_dir else None
+                kept = (
+                    f"the last good checkpoint is kept in {ckpt}"
+                    if ckpt is not None and ckpt.is_file()
+                    else "no checkpoint was written"
+                )
                 raise TrainingDivergedError(
                     f"the Q loss became non-finite in episode {self.num_episodes} (step "
-                    f"{self.num_timesteps}); training stopped and the last good checkpoint is "
-                    f"kept{where}. Try a smaller learning_rate, grad_clip_norm > 0 or batch_norm."
+                    f"{self.num_timesteps}); training stopped and {kept}. Try a smaller "
+                    "learning_rate, grad_clip_norm > 0 or batch_norm."
                 )
         dt = max(time.perf_counter() - self._ep_t0, 1e-9)
         row = {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 import numpy as np
 import tyro
 
+from nafrl.agents import AlgoName
 from nafrl.config import Config
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _default_run_dir(algo: str, env: str, seed: int) -> Path:
 
 @app.command(name="train")
 def train(
-    algo: Literal["naf", "ddpg"] = "naf",
+    algo: AlgoName = "naf",
     env: str = "InvertedPendulum-v5",
     steps: int | None = None,
     episodes: int | None = None,
