@@ -169,9 +169,9 @@ def plot(env_id: str, folder: Path, algo: str, variants: list[str], seeds: list[
             ev, ep = read_csv(d / "evals.csv"), read_csv(d / "episodes.csv")
             for ax, p in zip(axes, panels, strict=True):
                 if p == "test_return":
-                    ax.plot(ev["total_steps"], ev["test_return"], label=f"seed {s}")
-                elif p in ep:
-                    ax.plot(ep["total_steps"], ep[p], label=f"seed {s}")
+                    ax.plot(ev["total_steps"], ev["test_return"], f"C{s}", label=f"seed {s}")
+                elif p in ep and not np.all(np.isnan(ep[p])):
+                    ax.plot(ep["total_steps"], ep[p], f"C{s}", label=f"seed {s}")
                 ax.set_title(p, fontsize=9)
                 if p in ("q_loss", "max_diag_p", "mean_diag_p", "td_abs"):
                     ax.set_yscale("log")

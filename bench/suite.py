@@ -18,9 +18,10 @@ needed for the whole budget). Statistics: :mod:`nafrl.experiments.stats`.
 
 Test returns: ours are the runner's evaluations (every ``eval_interval`` = 5 training
 episodes, 5 deterministic episodes; the final one 10 episodes); SB3's are the same
-(deterministic policy, 5 episodes every ``budget / 20`` steps, 10 at the end).
-Wall time: seconds of training plus evaluation, one CPU thread per run (torch and XLA both
-limited to one thread), two runs at a time on the 2-core machine.
+(deterministic policy, 5 episodes every ``budget / 10`` steps, 10 at the end).
+Wall time: seconds of training only (env steps and updates; tests excluded, ours from
+episodes.csv's time_env + time_update), one CPU thread per run (torch and XLA both limited
+to one thread), at most ``--workers`` runs at a time.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ BUDGETS: dict[str, int] = {
 OURS: tuple[str, ...] = ("naf", "ddpg")
 PEERS: tuple[str, ...] = ("sb3-ddpg", "sb3-td3", "sb3-sac")
 EVAL_EPISODES, FINAL_EVAL_EPISODES, OUR_EVAL_INTERVAL = 5, 10, 5
+EVALS_PER_RUN = 10  # SB3: a test every budget / 10 env steps
 
 # RL Zoo (DLR-RM/rl-baselines3-zoo) hyperparameters. The zoo tunes the MuJoCo locomotion tasks
 # with one block per algorithm ("&mujoco-defaults", HalfCheetah-v4 etc.) and has no MuJoCo
@@ -94,6 +96,8 @@ ZOO: dict[str, dict[str, Any]] = {
     "sb3-sac": dict(learning_starts=10_000),
 }
 LEARNING_STARTS_FRACTION = 10
+#: Columns of our episodes.csv whose sum is the training time (tests excluded).
+TRAIN_TIME = ("time_env", "time_update", "time_model_fit", "time_imagination")
 
 
 def sb3_params(agent: str, budget: int) -> dict[str, Any]:
@@ -137,9 +141,12 @@ def sb3_job(agent: str, task: str, seed: int, steps: int, folder: Path) -> None:
     model = cls("MlpPolicy", env, **kw)
     rows: list[dict[str, float]] = []
     t_start = time.perf_counter()
-    every = max(1, steps // 20)
+    eval_seconds = [0.0]
+    every = max(1, steps // EVALS_PER_RUN)
 
     def evaluate(n: int) -> None:
+        # wall_time counts training only, as for our agents (time_env + time_update).
+        t0 = time.perf_counter()
         # Fixed test seeds per evaluation, disjoint across training seeds.
         eval_env.reset(seed=10_000 * (seed + 1) + len(rows))
         r, s = evaluate_policy(model, eval_env, n_eval_episodes=n, deterministic=True)
@@ -148,9 +155,10 @@ def sb3_job(agent: str, task: str, seed: int, steps: int, folder: Path) -> None:
                 "total_steps": model.num_timesteps,
                 "test_return": float(r),
                 "test_return_std": float(s),
-                "wall_time": time.perf_counter() - t_start,
+                "wall_time": t0 - t_start - eval_seconds[0],
             }
         )
+        eval_seconds[0] += time.perf_counter() - t0
 
     class Every(BaseCallback):
         def _on_step(self) -> bool:
@@ -252,15 +260,24 @@ def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
         with open(folder / "evals.csv") as f:
             rows = list(csv.DictReader(f))
         done = read_json(folder / "done.json")
+        wall = np.array([float(r["wall_time"]) for r in rows])
+        if (folder / "episodes.csv").is_file():  # ours: training time at each test
+            with open(folder / "episodes.csv") as f:
+                ep = {
+                    int(r["episode"]): sum(float(r[k] or 0) for k in TRAIN_TIME)
+                    for r in csv.DictReader(f)
+                }
+            last = ep[max(ep)]
+            wall = np.array([ep.get(int(r["episode"]), last) for r in rows])
         out.setdefault((agent, task), []).append(
             {
                 "seed": seed,
                 "budget": budget,
                 "steps": np.array([float(r["total_steps"]) for r in rows]),
                 "returns": np.array([float(r["test_return"]) for r in rows]),
-                "wall": np.array([float(r["wall_time"]) for r in rows]),
+                "wall": wall,
                 "final": float(done["final_eval"]["test_return"]),
-                "wall_time": float(done["wall_time"]),
+                "wall_time": float(wall[-1]),
             }
         )
 
@@ -288,7 +305,7 @@ def return_at(run: dict[str, Any], wall: float) -> float:
     return float(run["returns"][ok][-1]) if ok.any() else float(run["returns"][0])
 
 
-def report(work: Path, out: Path) -> dict[str, Any]:
+def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
     """Write report.md, report.json and figures/<task>.png from the finished runs."""
     import matplotlib
 
@@ -324,6 +341,7 @@ def report(work: Path, out: Path) -> dict[str, Any]:
         "wall time the fastest agent (median over its seeds) needed for the whole budget. "
         "P(NAF > X): probability of improvement on final returns (Agarwal et al. 2021).",
         "",
+        *([note, ""] if note else []),
     ]
     for t in tasks:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -423,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("report", help="write the report from the finished runs")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--note", default="", help="a paragraph for the report (scale, machine)")
     j = sub.add_parser("sb3-job", help="(internal) one SB3 run")
     j.add_argument("agent", choices=PEERS)
     j.add_argument("task")
@@ -435,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.cmd == "run":
         run_suite(a.tasks, a.seeds, a.agents, a.workers, a.steps, a.work)
-    report(a.work, a.out)
+    report(a.work, a.out, getattr(a, "note", ""))
 
 
 if __name__ == "__main__":
