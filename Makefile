@@ -14,9 +14,7 @@ $(BIN)/nafrl: pyproject.toml
 install: $(BIN)/nafrl
 
 run: $(BIN)/nafrl
-	# tau = 0.005 as in tests/test_learning.py: with the default 0.001 this task learns
-	# too, but needs more than 15k steps to settle.
-	$(BIN)/nafrl train --algo naf --env InvertedPendulum-v5 --steps 15000 --tau 0.005 --progress-bar
+	$(BIN)/nafrl train --algo naf --env InvertedPendulum-v5 --steps 15000 --progress-bar
 
 # The tests also run the sweeps' Ray back end on a real local Ray: the optional `ray` extra.
 $(VENV)/.ray-extra: pyproject.toml $(BIN)/nafrl

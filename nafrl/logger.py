@@ -22,7 +22,10 @@ from nafrl.errors import ConfigError, RunFolderError, StorageError
 
 #: Columns of ``episodes.csv``. Every key of a logged row must be one of these (an unknown
 #: key is an error, so a new metric cannot be dropped silently); a missing one is left empty
-#: (``pi_loss`` exists only for DDPG).
+#: (``pi_loss`` exists only for DDPG, ``mean_diag_p``/``max_diag_p`` only for NAF:
+#: the episode means of each update's mean and max of diag P = diag(L L^T)). ``td_abs`` is
+#: the mean |y - Q| of the minibatch, ``mu_saturated`` the fraction of policy outputs with
+#: |mu| > 0.99 (tanh's flat tails, where mu gets almost no gradient).
 EPISODE_FIELDS = (
     "episode",
     "total_steps",
@@ -32,6 +35,10 @@ EPISODE_FIELDS = (
     "q_loss",
     "mean_v",
     "pi_loss",
+    "td_abs",
+    "mean_diag_p",
+    "max_diag_p",
+    "mu_saturated",
     "steps_per_sec",
     "wall_time",
     "time_env",

@@ -1,23 +1,34 @@
-"""Learning thresholds on a small continuous task (fixed seed, CPU, about 20-40 s each).
+"""Learning thresholds on a small continuous task (CPU, about 20-60 s each), all learning
+options at their defaults.
 
 InvertedPendulum-v5 returns 1 per step the pole stays up, at most 1000. A random policy
-scores about 5-25. With seed 0 both agents balance for the full 1000 steps well before the
-budgets below (measured: NAF from ~3.2k steps, DDPG from ~4.4-5k). NAF then stays up, so its
-test asks the mean of the last three evaluations to reach 900; DDPG keeps oscillating on this
-task (evaluations of 1000 alternate with dips, and where they fall changes with float
-rounding, e.g. XLA's matmul kernels), so its test asks that an evaluation reaches 900.
-"""
+scores about 5-25. With seed 0 both agents balance for the full 1000 steps before the
+budgets below (measured with the defaults: NAF from 3.6-4.4k steps). NAF then stays up, with
+dips to about 450 until about 6k steps (tau = 0.005 since issue 13; 0.001 dipped less but
+learned on fewer seeds), so its test asks the mean of the last three evaluations at 10k
+steps (where all five seeds of bench/results/reliability/ test at 1000) to reach 900. DDPG
+keeps oscillating on this task (evaluations of 1000 alternate with dips, and where they
+fall changes with float rounding, e.g. XLA's matmul kernels), so its test asks that an
+evaluation reaches 900. NAF's defaults reach 900 on seeds 0-4 within 3.4-5.7k steps
+(bench/results/reliability/); the seed-robustness test checks seeds 0-2 within 6k."""
+
+import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 import nafrl
+from nafrl.experiments.sweep import THREAD_ENV
 
-KW = dict(learning_starts=500, eval_interval=5, eval_episodes=3, tau=0.005, checkpoint_interval=0)
+KW = dict(eval_interval=5, eval_episodes=3, checkpoint_interval=0)  # learning options: defaults
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cls,steps", [(nafrl.NAF, 5_000), (nafrl.DDPG, 6_000)])
+@pytest.mark.parametrize("cls,steps", [(nafrl.NAF, 10_000), (nafrl.DDPG, 6_000)])
 def test_balances_inverted_pendulum(cls, steps):
     m = cls("InvertedPendulum-v5", seed=0, **KW)
     m.learn(steps)
@@ -27,3 +38,45 @@ def test_balances_inverted_pendulum(cls, steps):
     else:
         assert max(returns) >= 900, m.eval_log
     assert m.eval_log[0]["test_return"] < 100  # it was learned, not given
+
+
+# One seed per process (at most two run at once on the 2-core machine), each stopping at its
+# first evaluation that reaches the threshold; prints that evaluation log as JSON.
+_SEED_RUN = """
+import json, sys
+import nafrl
+seed, steps, threshold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+m = nafrl.NAF("InvertedPendulum-v5", seed=seed, eval_interval=5, eval_episodes=3,
+              checkpoint_interval=0)
+m.learn(steps, callback=lambda m: not (m.eval_log and m.eval_log[-1]["test_return"] >= threshold))
+print(json.dumps(m.eval_log))
+"""
+ROBUST_SEEDS, ROBUST_STEPS, ROBUST_THRESHOLD = (0, 1, 2), 6_000, 900.0
+
+
+@pytest.mark.slow
+def test_naf_defaults_balance_inverted_pendulum_on_every_seed():
+    """Issue 13: with all defaults, NAF on 3 seeds each reaches a test return of 900 (of
+    1000) within ROBUST_STEPS environment steps (measured: bench/results/reliability/)."""
+    env = {**os.environ, **THREAD_ENV}
+    args = [str(ROBUST_STEPS), str(ROBUST_THRESHOLD)]
+    t0 = time.perf_counter()
+    logs = {}
+    pending = list(ROBUST_SEEDS)
+    running: dict[int, subprocess.Popen] = {}
+    while pending or running:
+        while pending and len(running) < 2:
+            s = pending.pop(0)
+            cmd = [sys.executable, "-c", _SEED_RUN, str(s), *args]
+            running[s] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        s = next(iter(running))
+        out, _ = running.pop(s).communicate(timeout=300)
+        logs[s] = json.loads(out.strip().splitlines()[-1])
+    for s, log in logs.items():
+        returns = [r["test_return"] for r in log]
+        assert returns[0] < 100, (s, log)  # it was learned, not given
+        assert max(returns) >= ROBUST_THRESHOLD, (s, log)
+        assert log[-1]["total_steps"] <= ROBUST_STEPS, (s, log)
+    reached = [log[-1]["total_steps"] for log in logs.values()]
+    print(f"seeds {list(logs)} reached {ROBUST_THRESHOLD} at steps {reached}", end=" ")
+    print(f"in {time.perf_counter() - t0:.0f} s")

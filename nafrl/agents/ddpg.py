@@ -88,12 +88,12 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         }
 
         # Actor: maximise Q(x, pi(x)) through the updated critic.
-        def actor_loss(p: Any) -> tuple[jax.Array, dict]:
+        def actor_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
             u, upd = _apply(actor, {**state.actor_params, "params": p}, batch.obs, train=True)
             q_pi = cast(jax.Array, critic.apply(critic_vars, batch.obs, u, train=False))
-            return -jnp.mean(q_pi), upd
+            return -jnp.mean(q_pi), (upd, u)
 
-        (pi_loss, a_upd), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+        (pi_loss, (a_upd, u_pi)), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params["params"]
         )
         a_step, actor_opt_state = actor_opt.update(
@@ -114,6 +114,13 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             target_actor_params=soft_update(state.target_actor_params, actor_vars, config.tau),
             actor_opt_state=actor_opt_state,
         )
-        return new_state, {"q_loss": q_loss, "mean_v": jnp.mean(q), "pi_loss": pi_loss}
+        metrics = {
+            "q_loss": q_loss,
+            "mean_v": jnp.mean(q),
+            "pi_loss": pi_loss,
+            "td_abs": jnp.mean(jnp.abs(y - q)),
+            "mu_saturated": jnp.mean(jnp.abs(u_pi) > 0.99),
+        }
+        return new_state, metrics
 
     return Agent(init, policy, update)

@@ -39,10 +39,11 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
 
 def td_loss(
     net: NAFNetwork, params: Any, target_params: Any, batch: Batch, gamma: float
-) -> tuple[jax.Array, tuple[dict[str, Any], NAFOutputs]]:
+) -> tuple[jax.Array, tuple[dict[str, Any], NAFOutputs, jax.Array]]:
     """Algorithm 1's loss L = 1/N sum_i (y_i - Q(x_i, u_i))^2, y_i = r_i + gamma V'(x_{i+1}).
 
-    Returns the loss and (updated batch-norm statistics, the online outputs).
+    Returns the loss and (updated batch-norm statistics, the online outputs, the TD errors
+    y_i - Q(x_i, u_i)).
     """
     # flax annotates apply()'s result as `Any | tuple[output, collections]` whatever
     # `mutable` is: with `mutable` it is the pair, without it the output alone.
@@ -57,8 +58,9 @@ def td_loss(
         out, updates = cast(NAFOutputs, net.apply(params, batch.obs, train=True)), {}
     v_next = net.apply(target_params, batch.next_obs, train=False, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
-    loss = jnp.mean((y - q_value(out, batch.action)) ** 2)
-    return loss, (updates, out)
+    td = y - q_value(out, batch.action)
+    loss = jnp.mean(td**2)
+    return loss, (updates, out, td)
 
 
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
@@ -89,7 +91,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
                 net, {**state.params, "params": p}, state.target_params, batch, config.gamma
             )
 
-        (loss, (bn_updates, out)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        (loss, (bn_updates, out, td)), grads = jax.value_and_grad(loss_of, has_aux=True)(
             state.params["params"]
         )
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params["params"])
@@ -104,6 +106,18 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             opt_state=opt_state,
             step=state.step + 1,
         )
-        return new_state, {"q_loss": loss, "mean_v": jnp.mean(out.V)}
+        # diag(P) = row norms of L squared; its size against |TD| shows whether the advantage
+        # term dominates the fit (issue 13's diagnosis).
+        diag_p = jnp.sum(out.chol() ** 2, axis=-1)
+        metrics = {
+            "q_loss": loss,
+            "mean_v": jnp.mean(out.V),
+            "td_abs": jnp.mean(jnp.abs(td)),
+            "mean_diag_p": jnp.mean(diag_p),
+            "max_diag_p": jnp.max(diag_p),
+            # Fraction of mu entries in tanh's flat tails, where mu gets almost no gradient.
+            "mu_saturated": jnp.mean(jnp.abs(out.mu) > 0.99),
+        }
+        return new_state, metrics
 
     return Agent(init, policy, update)

@@ -169,6 +169,9 @@ def _section63(laptop: bool) -> list[SweepSpec]:
                     "eval_episodes": 3,
                     "checkpoint_interval": 5,
                     "learning_starts": 500,
+                    # bench/imagination.py's reproduction of Figure 2b/c ran with this
+                    # target rate (the default before issue 13 changed it to 0.005).
+                    "tau": 0.001,
                 },
                 variants={
                     "model-free": {},

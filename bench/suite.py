@@ -1,0 +1,461 @@
+"""Sample-efficiency suite against peers (issue 13): NAF and DDPG (ours, defaults) versus
+Stable-Baselines3 DDPG, TD3 and SAC with RL Zoo hyperparameters, equal env-step budgets.
+
+Our agents run through nafrl's sweep runner (:func:`nafrl.experiments.sweep.run_sweep`); each
+SB3 run is a plain subprocess job (``python bench/suite.py sb3-job ...``) writing the same
+run-folder files (``evals.csv``: total_steps, test_return, test_return_std, wall_time;
+``done.json`` last). Every finished run is skipped on a rerun, so the suite resumes.
+
+    .venv/bin/pip install -e '.[bench]'          # stable-baselines3 + torch
+    .venv/bin/python bench/suite.py run --tasks InvertedPendulum-v5 --seeds 0 1 2 --workers 2
+    .venv/bin/python bench/suite.py report       # from what is finished so far
+
+The report (``bench/results/suite/report.md``, ``report.json``, ``figures/``) has per task:
+learning curves (mean over seeds, 95% bootstrap band), final and best test returns with 95%
+bootstrap intervals, NAF's probability of improvement over each peer (Agarwal et al. 2021;
+final returns), and each agent's return at equal wall time (the wall time the fastest agent
+needed for the whole budget). Statistics: :mod:`nafrl.experiments.stats`.
+
+Test returns: ours are the runner's evaluations (every ``eval_interval`` = 5 training
+episodes, 5 deterministic episodes; the final one 10 episodes); SB3's are the same
+(deterministic policy, 5 episodes every ``budget / 10`` steps, 10 at the end).
+Wall time: seconds of training only (env steps and updates; tests excluded, ours from
+episodes.csv's time_env + time_update), one CPU thread per run (torch and XLA both limited
+to one thread), at most ``--workers`` runs at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "suite"
+WORK = HERE.parent / "runs" / "suite"  # run folders (checkpoints): not committed
+
+#: Env-step budget per task, the same for every agent (full suite). Chosen so that the
+#: fastest peers reach their plateau on the easy tasks and are well into learning on the
+#: locomotion tasks within a few CPU-hours per run.
+BUDGETS: dict[str, int] = {
+    "InvertedPendulum-v5": 20_000,
+    "InvertedDoublePendulum-v5": 50_000,
+    "Reacher-v5": 50_000,
+    "Hopper-v5": 200_000,
+    "HalfCheetah-v5": 200_000,
+}
+OURS: tuple[str, ...] = ("naf", "ddpg")
+PEERS: tuple[str, ...] = ("sb3-ddpg", "sb3-td3", "sb3-sac")
+EVAL_EPISODES, FINAL_EVAL_EPISODES, OUR_EVAL_INTERVAL = 5, 10, 5
+EVALS_PER_RUN = 10  # SB3: a test every budget / 10 env steps
+
+# RL Zoo (DLR-RM/rl-baselines3-zoo) hyperparameters. The zoo tunes the MuJoCo locomotion tasks
+# with one block per algorithm ("&mujoco-defaults", HalfCheetah-v4 etc.) and has no MuJoCo
+# entry for InvertedPendulum, InvertedDoublePendulum or Reacher (only their PyBullet
+# versions), so every suite task uses the MuJoCo block:
+# - TD3 and DDPG, hyperparams/td3.yml and ddpg.yml, "HalfCheetah-v4: &mujoco-defaults"
+#   (zoo commit d29756c456caadbbebc15c35893674abb2453e0d): learning_starts 10000, normal
+#   action noise std 0.1, train_freq 1, gradient_steps 1, learning_rate 1e-3,
+#   batch_size 256, net_arch [400, 300]; the rest SB3 defaults (gamma 0.99, tau 0.005,
+#   buffer 1e6).
+# - SAC, hyperparams/sac.yml, "HalfCheetah-v3: &mujoco-defaults" (zoo commit c94924e):
+#   learning_starts 10000; the rest SB3 defaults (learning_rate 3e-4, batch_size 256,
+#   tau 0.005, gamma 0.99, ent_coef 'auto', net_arch [256, 256], buffer 1e6).
+# learning_starts 10000 is tuned for 1e6-step budgets; with a smaller budget it is capped at
+# budget // 10 (LEARNING_STARTS_FRACTION), stated in the report, so that no peer spends half
+# its budget on random actions.
+ZOO: dict[str, dict[str, Any]] = {
+    "sb3-ddpg": dict(
+        learning_starts=10_000,
+        noise_std=0.1,
+        train_freq=1,
+        gradient_steps=1,
+        learning_rate=1e-3,
+        batch_size=256,
+        net_arch=[400, 300],
+    ),
+    "sb3-td3": dict(
+        learning_starts=10_000,
+        noise_std=0.1,
+        train_freq=1,
+        gradient_steps=1,
+        learning_rate=1e-3,
+        batch_size=256,
+        net_arch=[400, 300],
+    ),
+    "sb3-sac": dict(learning_starts=10_000),
+}
+LEARNING_STARTS_FRACTION = 10
+#: Columns of our episodes.csv whose sum is the training time (tests excluded).
+TRAIN_TIME = ("time_env", "time_update", "time_model_fit", "time_imagination")
+
+
+def sb3_params(agent: str, budget: int) -> dict[str, Any]:
+    """The zoo hyperparameters of ``agent`` with learning_starts capped at budget // 10."""
+    hp = dict(ZOO[agent])
+    hp["learning_starts"] = min(hp["learning_starts"], budget // LEARNING_STARTS_FRACTION)
+    return hp
+
+
+# ----------------------------------------------------------------------------- SB3 job
+def sb3_job(agent: str, task: str, seed: int, steps: int, folder: Path) -> None:
+    """Train one SB3 run into ``folder`` (evals.csv, then done.json written last)."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DDPG, SAC, TD3
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    torch.set_num_threads(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    hp = sb3_params(agent, steps)
+    env, eval_env = gym.make(task), Monitor(gym.make(task))
+    du = env.action_space.shape[0]
+    kw: dict[str, Any] = dict(
+        learning_starts=hp["learning_starts"], seed=seed, device="cpu", verbose=0
+    )
+    if agent == "sb3-sac":
+        cls: Any = SAC
+    else:
+        cls = TD3 if agent == "sb3-td3" else DDPG
+        kw.update(
+            action_noise=NormalActionNoise(np.zeros(du), hp["noise_std"] * np.ones(du)),
+            train_freq=hp["train_freq"],
+            gradient_steps=hp["gradient_steps"],
+            learning_rate=hp["learning_rate"],
+            batch_size=hp["batch_size"],
+            policy_kwargs=dict(net_arch=hp["net_arch"]),
+        )
+    model = cls("MlpPolicy", env, **kw)
+    rows: list[dict[str, float]] = []
+    t_start = time.perf_counter()
+    eval_seconds = [0.0]
+    every = max(1, steps // EVALS_PER_RUN)
+
+    def evaluate(n: int) -> None:
+        # wall_time counts training only, as for our agents (time_env + time_update).
+        t0 = time.perf_counter()
+        # Fixed test seeds per evaluation, disjoint across training seeds.
+        eval_env.reset(seed=10_000 * (seed + 1) + len(rows))
+        r, s = evaluate_policy(model, eval_env, n_eval_episodes=n, deterministic=True)
+        rows.append(
+            {
+                "total_steps": model.num_timesteps,
+                "test_return": float(r),
+                "test_return_std": float(s),
+                "wall_time": t0 - t_start - eval_seconds[0],
+            }
+        )
+        eval_seconds[0] += time.perf_counter() - t0
+
+    class Every(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % every == 0 and self.num_timesteps < steps:
+                evaluate(EVAL_EPISODES)
+            return True
+
+    model.learn(steps, callback=Every())
+    evaluate(FINAL_EVAL_EPISODES)
+    write_csv(folder / "evals.csv", rows)
+    done = {
+        "num_timesteps": model.num_timesteps,
+        "wall_time": rows[-1]["wall_time"],
+        "final_eval": rows[-1],
+        "hyperparameters": hp,
+    }
+    tmp = folder / "done.json.tmp"
+    tmp.write_text(json.dumps(done))
+    os.replace(tmp, folder / "done.json")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- the suite
+def run_suite(
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    agents: Sequence[str],
+    workers: int,
+    steps: int | None,
+    work: Path,
+) -> None:
+    """Our agents through the sweep runner, then the SB3 jobs, ``workers`` at a time."""
+    from nafrl.experiments.spec import SweepSpec
+    from nafrl.experiments.sweep import THREAD_ENV, run_sweep
+
+    ours = [a for a in agents if a in OURS]
+    if ours:
+        specs = [
+            SweepSpec(
+                name=f"suite-{t}",
+                algos=ours,
+                tasks=[t],
+                seeds=list(seeds),
+                budget={"steps": steps or BUDGETS[t]},
+                config={"eval_interval": OUR_EVAL_INTERVAL, "eval_episodes": EVAL_EPISODES},
+                eval_episodes=FINAL_EVAL_EPISODES,
+            )
+            for t in tasks
+        ]
+        run_sweep(specs, work / "nafrl", workers=workers, name="suite", display=False)
+    jobs = [
+        (a, t, s)
+        for a in agents
+        if a in PEERS
+        for t in tasks
+        for s in seeds
+        if not (work / "sb3" / a / t / f"seed{s}" / "done.json").is_file()
+    ]
+    env = {**os.environ, **THREAD_ENV}
+
+    def launch(job: tuple[str, str, int]) -> int:
+        a, t, s = job
+        folder = work / "sb3" / a / t / f"seed{s}"
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "sb3-job",
+            a,
+            t,
+            str(s),
+            str(steps or BUDGETS[t]),
+            str(folder),
+        ]
+        print(" ".join(cmd[2:]), flush=True)
+        return subprocess.run(cmd, env=env, check=False).returncode
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        codes = list(pool.map(launch, jobs))
+    failed = [j for j, c in zip(jobs, codes, strict=True) if c != 0]
+    if failed:
+        print(f"{len(failed)} SB3 job(s) failed: {failed}", file=sys.stderr)
+
+
+def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(agent, task) -> finished runs [{seed, steps[], returns[], wall[], final, budget}]."""
+    from nafrl.runs import read_json
+
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def add(agent: str, task: str, seed: int, folder: Path, budget: int) -> None:
+        with open(folder / "evals.csv") as f:
+            rows = list(csv.DictReader(f))
+        done = read_json(folder / "done.json")
+        wall = np.array([float(r["wall_time"]) for r in rows])
+        if (folder / "episodes.csv").is_file():  # ours: training time at each test
+            with open(folder / "episodes.csv") as f:
+                ep = {
+                    int(r["episode"]): sum(float(r[k] or 0) for k in TRAIN_TIME)
+                    for r in csv.DictReader(f)
+                }
+            last = ep[max(ep)]
+            wall = np.array([ep.get(int(r["episode"]), last) for r in rows])
+        out.setdefault((agent, task), []).append(
+            {
+                "seed": seed,
+                "budget": budget,
+                "steps": np.array([float(r["total_steps"]) for r in rows]),
+                "returns": np.array([float(r["test_return"]) for r in rows]),
+                "wall": wall,
+                "final": float(done["final_eval"]["test_return"]),
+                "wall_time": float(wall[-1]),
+            }
+        )
+
+    manifest = work / "nafrl" / "sweep.json"
+    if manifest.is_file():
+        for r in read_json(manifest)["runs"]:
+            folder = work / "nafrl" / "runs" / r["id"]
+            if (folder / "done.json").is_file():
+                add(r["algo"], r["task"], r["seed"], folder, r["budget"]["steps"])
+    for folder in sorted((work / "sb3").glob("*/*/seed*")):
+        if (folder / "done.json").is_file():
+            add(
+                folder.parent.parent.name,
+                folder.parent.name,
+                int(folder.name[4:]),
+                folder,
+                int(read_json(folder / "done.json")["num_timesteps"]),
+            )
+    return out
+
+
+def return_at(run: dict[str, Any], wall: float) -> float:
+    """Test return of the last evaluation made within ``wall`` seconds (the first if none)."""
+    ok = run["wall"] <= wall
+    return float(run["returns"][ok][-1]) if ok.any() else float(run["returns"][0])
+
+
+def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
+    """Write report.md, report.json and figures/<task>.png from the finished runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nafrl.experiments.stats import (
+        bootstrap_ci,
+        curves_on_common_grid,
+        mean_and_band,
+        probability_of_improvement,
+        probability_of_improvement_ci,
+    )
+
+    runs = collect(work)
+    tasks = sorted(
+        {t for _, t in runs}, key=lambda t: list(BUDGETS).index(t) if t in BUDGETS else 99
+    )
+    agents = [a for a in (*OURS, *PEERS) if any((a, t) in runs for t in tasks)]
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "budgets": {},
+        "tasks": {},
+        "zoo": ZOO,
+        "learning_starts_cap": f"budget // {LEARNING_STARTS_FRACTION}",
+    }
+    md = [
+        "# Sample-efficiency suite (bench/suite.py)",
+        "",
+        "Mean over seeds with 95% percentile-bootstrap intervals. *final*: the final "
+        "evaluation (10 test episodes) at the budget; *best*: the best evaluation of the "
+        "run; *at equal wall time*: the return of each run's last evaluation within the "
+        "wall time the fastest agent (median over its seeds) needed for the whole budget. "
+        "P(NAF > X): probability of improvement on final returns (Agarwal et al. 2021).",
+        "",
+        *([note, ""] if note else []),
+    ]
+    for t in tasks:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        budget = max(r["budget"] for a in agents for r in runs.get((a, t), []))
+        t_equal = min(
+            float(np.median([r["wall_time"] for r in runs[(a, t)]]))
+            for a in agents
+            if (a, t) in runs
+        )
+        tab: dict[str, Any] = {}
+        for a in agents:
+            rs = runs.get((a, t), [])
+            if not rs:
+                continue
+            finals = np.array([r["final"] for r in rs])
+            bests = np.array([max(r["returns"].max(), r["final"]) for r in rs])
+            at_wall = np.array([return_at(r, t_equal) for r in rs])
+            tab[a] = {
+                "seeds": [r["seed"] for r in rs],
+                "final": [float(finals.mean()), *bootstrap_ci(finals)],
+                "best": [float(bests.mean()), *bootstrap_ci(bests)],
+                "at_equal_wall": [float(at_wall.mean()), *bootstrap_ci(at_wall)],
+                "final_per_seed": finals.tolist(),
+                "wall_time_median": float(np.median([r["wall_time"] for r in rs])),
+                "steps_per_sec": float(np.median([r["steps"][-1] / r["wall_time"] for r in rs])),
+            }
+            grid, vals = curves_on_common_grid([(r["steps"], r["returns"]) for r in rs])
+            mean, lo, hi = mean_and_band(vals)
+            ax.plot(grid, mean, label=f"{a} (n={len(rs)})")
+            if len(rs) > 1:
+                ax.fill_between(grid, lo, hi, alpha=0.2)
+        if "naf" in tab:
+            naf = np.array(tab["naf"]["final_per_seed"])
+            for a in agents:
+                if a != "naf" and a in tab:
+                    other = np.array(tab[a]["final_per_seed"])
+                    tab["naf"][f"P(naf>{a})"] = [
+                        float(probability_of_improvement(naf, other)),
+                        *probability_of_improvement_ci(naf, other),
+                    ]
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("test return")
+        ax.set_title(f"{t} (budget {budget:,} steps)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "figures" / f"{t}.png", dpi=90)
+        plt.close(fig)
+        result["budgets"][t] = budget
+        result["tasks"][t] = {"equal_wall_time_s": t_equal, "agents": tab}
+        md += [
+            f"## {t}: {budget:,} env steps per run",
+            "",
+            f"![{t}](figures/{t}.png)",
+            "",
+            f"| agent | seeds | final | best | at {t_equal:.0f} s wall | median wall (s) "
+            "| steps/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for a, v in tab.items():
+
+            def cell(x: list[float]) -> str:
+                return f"{x[0]:.0f} [{x[1]:.0f}, {x[2]:.0f}]"
+
+            md.append(
+                f"| {a} | {len(v['seeds'])} | {cell(v['final'])} | {cell(v['best'])} "
+                f"| {cell(v['at_equal_wall'])} | {v['wall_time_median']:.0f} "
+                f"| {v['steps_per_sec']:.0f} |"
+            )
+        if "naf" in tab:
+            md += ["", "| P(NAF > X), final return | value [95% CI] |", "|---|---|"]
+            for k, v in tab["naf"].items():
+                if k.startswith("P(naf>"):
+                    md.append(f"| {k[6:-1]} | {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}] |")
+        md.append("")
+    md += ["## Peers' hyperparameters (RL Zoo, see bench/suite.py for the source)", ""]
+    for a, hp in ZOO.items():
+        md.append(f"- {a}: {hp}; learning_starts capped at budget // {LEARNING_STARTS_FRACTION}")
+    md.append("")
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run (or resume) the suite, then write the report")
+    r.add_argument("--tasks", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    r.add_argument("--agents", nargs="+", default=[*OURS, *PEERS], choices=[*OURS, *PEERS])
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument(
+        "--steps", type=int, default=None, help="override every task's budget (smoke runs)"
+    )
+    r.add_argument("--work", type=Path, default=WORK)
+    r.add_argument("--out", type=Path, default=RESULTS)
+    p = sub.add_parser("report", help="write the report from the finished runs")
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--note", default="", help="a paragraph for the report (scale, machine)")
+    j = sub.add_parser("sb3-job", help="(internal) one SB3 run")
+    j.add_argument("agent", choices=PEERS)
+    j.add_argument("task")
+    j.add_argument("seed", type=int)
+    j.add_argument("steps", type=int)
+    j.add_argument("folder", type=Path)
+    a = ap.parse_args(argv)
+    if a.cmd == "sb3-job":
+        sb3_job(a.agent, a.task, a.seed, a.steps, a.folder)
+        return
+    if a.cmd == "run":
+        run_suite(a.tasks, a.seeds, a.agents, a.workers, a.steps, a.work)
+    report(a.work, a.out, getattr(a, "note", ""))
+
+
+if __name__ == "__main__":
+    main()
