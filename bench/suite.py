@@ -44,16 +44,32 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "suite"
 WORK = HERE.parent / "runs" / "suite"  # run folders (checkpoints): not committed
 
-#: Env-step budget per task, the same for every agent (full suite). Chosen so that the
-#: fastest peers reach their plateau on the easy tasks and are well into learning on the
-#: locomotion tasks within a few CPU-hours per run.
+#: Env-step budget per task, the same for every agent (full suite): the sample-efficiency
+#: regime. The peers reach their plateau on the easy tasks; on Hopper and HalfCheetah 100k
+#: steps is early learning for all five agents (the RL Zoo trains them for 1M), chosen so
+#: that the 125 runs fit in about a day of this 2-core machine (SB3 runs at 60-150 steps/s
+#: on one thread).
 BUDGETS: dict[str, int] = {
     "InvertedPendulum-v5": 20_000,
     "InvertedDoublePendulum-v5": 50_000,
     "Reacher-v5": 50_000,
-    "Hopper-v5": 200_000,
-    "HalfCheetah-v5": 200_000,
+    "Hopper-v5": 100_000,
+    "HalfCheetah-v5": 100_000,
 }
+#: A seed "learned" a task when its best test return reaches this (issue 13 asks NAF to learn
+#: on at least 4 of 5 seeds). The easy tasks' thresholds are near their maxima (1000, about
+#: 9350, about -4 for the RL Zoo's TD3); Hopper's and HalfCheetah's are what the peers pass
+#: early in learning, since 100k steps is far from their plateaus.
+LEARNED: dict[str, float] = {
+    "InvertedPendulum-v5": 950.0,
+    "InvertedDoublePendulum-v5": 9000.0,
+    "Reacher-v5": -6.0,
+    "Hopper-v5": 1000.0,
+    "HalfCheetah-v5": 1500.0,
+}
+#: A seed that learned "collapsed" when its final return lost more than this fraction of the
+#: way from the random policy's return to its best (issue 13: within 20% of its best).
+COLLAPSE_FRACTION = 0.2
 OURS: tuple[str, ...] = ("naf", "ddpg")
 PEERS: tuple[str, ...] = ("sb3-ddpg", "sb3-td3", "sb3-sac")
 EVAL_EPISODES, FINAL_EVAL_EPISODES, OUR_EVAL_INTERVAL = 5, 10, 5
@@ -198,56 +214,86 @@ def run_suite(
     steps: int | None,
     work: Path,
 ) -> None:
-    """Our agents through the sweep runner, then the SB3 jobs, ``workers`` at a time."""
-    from nafrl.experiments.spec import SweepSpec
-    from nafrl.experiments.sweep import THREAD_ENV, run_sweep
+    """Every (agent, task) of ours and every SB3 (agent, task, seed), ``workers`` at a time.
 
-    ours = [a for a in agents if a in OURS]
-    if ours:
-        specs = [
-            SweepSpec(
-                name=f"suite-{t}",
-                algos=ours,
-                tasks=[t],
-                seeds=list(seeds),
-                budget={"steps": steps or BUDGETS[t]},
-                config={"eval_interval": OUR_EVAL_INTERVAL, "eval_episodes": EVAL_EPISODES},
-                eval_episodes=FINAL_EVAL_EPISODES,
-            )
-            for t in tasks
-        ]
-        run_sweep(specs, work / "nafrl", workers=workers, name="suite", display=False)
-    jobs = [
-        (a, t, s)
-        for a in agents
-        if a in PEERS
-        for t in tasks
-        for s in seeds
-        if not (work / "sb3" / a / t / f"seed{s}" / "done.json").is_file()
-    ]
+    Each of our (agent, task) pairs is its own sweep (``work/nafrl/<agent>/<task>``, one
+    worker, seeds in turn), started as a subprocess (``ours-job``), so that any selection
+    of tasks, agents and seeds resumes into the same folders and two pairs keep both cores
+    busy. Ours go first, NAF before DDPG, cheap tasks first."""
+    jobs: list[list[str]] = []
+    for a in agents:
+        if a not in OURS:
+            continue
+        for t in tasks:
+            todo = [s for s in seeds if not _our_done(work, a, t, s)]
+            if todo:
+                jobs.append(["ours-job", a, t, str(steps or BUDGETS[t]), *map(str, todo)])
+    for a in agents:
+        if a not in PEERS:
+            continue
+        for t in tasks:
+            for s in seeds:
+                folder = work / "sb3" / a / t / f"seed{s}"
+                if not (folder / "done.json").is_file():
+                    jobs.append(["sb3-job", a, t, str(s), str(steps or BUDGETS[t]), str(folder)])
+    from nafrl.experiments.sweep import THREAD_ENV
+
     env = {**os.environ, **THREAD_ENV}
+    if work != WORK:
+        jobs = [[*j, "--work", str(work)] if j[0] == "ours-job" else j for j in jobs]
 
-    def launch(job: tuple[str, str, int]) -> int:
-        a, t, s = job
-        folder = work / "sb3" / a / t / f"seed{s}"
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "sb3-job",
-            a,
-            t,
-            str(s),
-            str(steps or BUDGETS[t]),
-            str(folder),
-        ]
-        print(" ".join(cmd[2:]), flush=True)
+    def launch(job: list[str]) -> int:
+        print(" ".join(job), flush=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), *job]
         return subprocess.run(cmd, env=env, check=False).returncode
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         codes = list(pool.map(launch, jobs))
     failed = [j for j, c in zip(jobs, codes, strict=True) if c != 0]
     if failed:
-        print(f"{len(failed)} SB3 job(s) failed: {failed}", file=sys.stderr)
+        print(f"{len(failed)} job(s) failed: {failed}", file=sys.stderr)
+
+
+def _our_folder(work: Path, agent: str, task: str, seed: int) -> Path:
+    """The one-run sweep of our ``agent`` on ``task`` with ``seed``."""
+    return work / "nafrl" / agent / task / f"seed{seed}"
+
+
+def _our_runs(work: Path) -> list[tuple[str, str, int, Path]]:
+    """(agent, task, seed, run folder) of every finished run of ours."""
+    from nafrl.runs import read_json
+
+    out = []
+    for manifest in sorted((work / "nafrl").glob("*/*/seed*/sweep.json")):
+        for r in read_json(manifest)["runs"]:
+            folder = manifest.parent / "runs" / r["id"]
+            if (folder / "done.json").is_file():
+                out.append((r["algo"], r["task"], int(r["seed"]), folder))
+    return out
+
+
+def _our_done(work: Path, agent: str, task: str, seed: int) -> bool:
+    folder = _our_folder(work, agent, task, seed)
+    return (folder / "sweep.json").is_file() and any((folder / "runs").glob("*/done.json"))
+
+
+def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path) -> None:
+    """Our ``agent`` on ``task``, one seed after the other, each a one-run sweep through the
+    experiment runner (so any selection of seeds resumes in place)."""
+    from nafrl.experiments.spec import SweepSpec
+    from nafrl.experiments.sweep import run_sweep
+
+    for s in seeds:
+        spec = SweepSpec(
+            name=f"suite-{agent}-{task}-s{s}",
+            algos=[agent],
+            tasks=[task],
+            seeds=[s],
+            budget={"steps": steps},
+            config={"eval_interval": OUR_EVAL_INTERVAL, "eval_episodes": EVAL_EPISODES},
+            eval_episodes=FINAL_EVAL_EPISODES,
+        )
+        run_sweep(spec, _our_folder(work, agent, task, s), workers=1, display=False)
 
 
 def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -281,12 +327,8 @@ def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
             }
         )
 
-    manifest = work / "nafrl" / "sweep.json"
-    if manifest.is_file():
-        for r in read_json(manifest)["runs"]:
-            folder = work / "nafrl" / "runs" / r["id"]
-            if (folder / "done.json").is_file():
-                add(r["algo"], r["task"], r["seed"], folder, r["budget"]["steps"])
+    for agent, task, seed, folder in _our_runs(work):
+        add(agent, task, seed, folder, int(read_json(folder / "done.json")["num_timesteps"]))
     for folder in sorted((work / "sb3").glob("*/*/seed*")):
         if (folder / "done.json").is_file():
             add(
@@ -297,6 +339,28 @@ def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
                 int(read_json(folder / "done.json")["num_timesteps"]),
             )
     return out
+
+
+def random_return(task: str, episodes: int = 20) -> float:
+    """Mean return of uniformly random actions over ``episodes`` seeded episodes."""
+    import gymnasium as gym
+
+    env = gym.make(task)
+    env.action_space.seed(0)
+    total = 0.0
+    for i in range(episodes):
+        env.reset(seed=i)
+        done = False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = term or trunc
+    env.close()
+    return total / episodes
+
+
+def tab_random(tab: dict[str, Any]) -> float:
+    return float(next(iter(tab.values()))["random_return"]) if tab else float("nan")
 
 
 def return_at(run: dict[str, Any], wall: float) -> float:
@@ -359,8 +423,14 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
             finals = np.array([r["final"] for r in rs])
             bests = np.array([max(r["returns"].max(), r["final"]) for r in rs])
             at_wall = np.array([return_at(r, t_equal) for r in rs])
+            rnd = random_return(t)
+            learned = bests >= LEARNED.get(t, np.inf)
+            collapsed = learned & (finals < bests - COLLAPSE_FRACTION * (bests - rnd))
             tab[a] = {
                 "seeds": [r["seed"] for r in rs],
+                "learned": int(learned.sum()),
+                "collapsed": int(collapsed.sum()),
+                "random_return": rnd,
                 "final": [float(finals.mean()), *bootstrap_ci(finals)],
                 "best": [float(bests.mean()), *bootstrap_ci(bests)],
                 "at_equal_wall": [float(at_wall.mean()), *bootstrap_ci(at_wall)],
@@ -396,9 +466,13 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
             "",
             f"![{t}](figures/{t}.png)",
             "",
-            f"| agent | seeds | final | best | at {t_equal:.0f} s wall | median wall (s) "
-            "| steps/s |",
-            "|---|---|---|---|---|---|---|",
+            f"Learned: best test return ≥ {LEARNED.get(t, float('nan')):g}; collapsed: a "
+            f"seed that learned and ended more than {COLLAPSE_FRACTION:.0%} of the way from "
+            f"its best back to the random policy's return ({tab_random(tab):.1f}).",
+            "",
+            f"| agent | seeds | learned | collapsed | final | best | at {t_equal:.0f} s wall "
+            "| median wall (s) | steps/s |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for a, v in tab.items():
 
@@ -406,7 +480,8 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
                 return f"{x[0]:.0f} [{x[1]:.0f}, {x[2]:.0f}]"
 
             md.append(
-                f"| {a} | {len(v['seeds'])} | {cell(v['final'])} | {cell(v['best'])} "
+                f"| {a} | {len(v['seeds'])} | {v['learned']}/{len(v['seeds'])} "
+                f"| {v['collapsed']} | {cell(v['final'])} | {cell(v['best'])} "
                 f"| {cell(v['at_equal_wall'])} | {v['wall_time_median']:.0f} "
                 f"| {v['steps_per_sec']:.0f} |"
             )
@@ -442,6 +517,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--note", default="", help="a paragraph for the report (scale, machine)")
+    o = sub.add_parser("ours-job", help="(internal) our agent on one task, seeds in turn")
+    o.add_argument("agent", choices=OURS)
+    o.add_argument("task")
+    o.add_argument("steps", type=int)
+    o.add_argument("seeds", nargs="+", type=int)
+    o.add_argument("--work", type=Path, default=WORK)
     j = sub.add_parser("sb3-job", help="(internal) one SB3 run")
     j.add_argument("agent", choices=PEERS)
     j.add_argument("task")
@@ -449,6 +530,9 @@ def main(argv: list[str] | None = None) -> None:
     j.add_argument("steps", type=int)
     j.add_argument("folder", type=Path)
     a = ap.parse_args(argv)
+    if a.cmd == "ours-job":
+        ours_job(a.agent, a.task, a.steps, a.seeds, a.work)
+        return
     if a.cmd == "sb3-job":
         sb3_job(a.agent, a.task, a.seed, a.steps, a.folder)
         return
