@@ -160,6 +160,31 @@ def probability_of_improvement_ci(
     return float(lo), float(hi)
 
 
+def ratio_of_medians(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, axis: int = -1
+) -> np.ndarray:
+    """median(x) / median(y), vectorised over leading axes (inf when median(y) is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.median(x, axis=axis) / np.median(y, axis=axis), float)
+
+
+def ratio_of_medians_ci(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> Interval:
+    """Stratified percentile bootstrap interval of :func:`ratio_of_medians`: x's and y's runs
+    (e.g. the seeds of two methods) are resampled independently, as they are independent
+    samples."""
+    lo, hi = stratified_bootstrap_ci(
+        [x, y], ratio_of_medians, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    return float(lo), float(hi)
+
+
 def normalise(scores: Sequence[float] | np.ndarray, random: float, best: float) -> np.ndarray:
     """Score normalised between the random agent (0) and the best (1): (s - random) /
     (best - random). Raises when best == random (no scale to normalise by)."""
