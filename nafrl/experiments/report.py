@@ -11,8 +11,10 @@ A sweep folder holds ``sweep.json`` (the manifest: ``{"name", "spec", "runs": [{
   (``nafrl sweep report DIR``): per task and algorithm variant the best grid point with the
   paper's metrics (Table 1: best test reward, episodes to reach within 5% of it) and 95%
   bootstrap intervals over seeds; NAF against DDPG as a probability of improvement; the
-  interquartile mean of normalised scores; learning curves and a performance profile. The
-  statistics are in :mod:`nafrl.experiments.stats` (Agarwal et al. 2021).
+  interquartile mean of normalised scores; learning curves and a performance profile; when a
+  variant is named ``model-free`` (section 6.3), the speed-up of the other variants over it
+  in episodes to a reference level. The statistics are in :mod:`nafrl.experiments.stats`
+  (Agarwal et al. 2021).
 
 Runs that are not finished (partial, failed, pending) or finished without any evaluation are
 listed in the report with their state; they never silently vanish from it.
@@ -34,7 +36,7 @@ import numpy as np
 
 from nafrl.errors import NafrlError
 from nafrl.experiments import stats
-from nafrl.experiments.metrics import best_and_episodes
+from nafrl.experiments.metrics import best_and_episodes, episodes_to_reach
 from nafrl.experiments.paper import TABLE1, TABLE2, domain_of
 
 RunState = Literal["done", "partial", "failed", "pending"]
@@ -415,6 +417,9 @@ class RunResult:
     test_returns: np.ndarray
     best: float
     episodes_to_5pct: float
+    budget_episodes: float = math.nan
+    """The run's episode budget (NaN for a step budget): where a seed that never reaches the
+    speed-up level is censored."""
 
 
 @dataclass
@@ -491,7 +496,8 @@ def _collect(
             ep, ret = _read_evals(st.folder)
             if ret.size:
                 best, n5 = best_and_episodes(ep, ret)
-                pr.results.append(RunResult(st.id, st.seed, st.state, ep, ret, best, n5))
+                budget = _float(str(dict(run.get("budget") or {}).get("episodes", "")))
+                pr.results.append(RunResult(st.id, st.seed, st.state, ep, ret, best, n5, budget))
                 continue
             info["detail"] = (
                 info["detail"] + "; " if info["detail"] else ""
@@ -536,6 +542,111 @@ def _random_returns(sweep_dir: Path, manifest: dict[str, Any]) -> dict[str, floa
         except (ValueError, AttributeError, TypeError) as e:
             raise SweepFolderError(f"{path} must map task ids to random-agent returns: {e}") from e
     return measured
+
+
+SPEEDUP_BASELINE = "model-free"
+"""Name of the variant (the sweep spec's ``variants`` table) that the speed-up table compares
+the other variants of its task and algorithm with: section 6.3's fully model-free NAF. Any
+sweep with a variant of this name gets the table, not only ``--paper section63``."""
+
+SPEEDUP_LEVEL_FRACTION = 0.9
+"""Where the speed-up's reference level sits, as a fraction of the way from the model-free
+baseline's first evaluation (mean over seeds: about an untrained policy) to its converged best
+(mean over seeds of each seed's best test reward). 90%: high enough that reaching it means the
+task is learned, not merely started; below 100% because a seed's best is the maximum of noisy
+evaluations, so at 100% about half of the baseline's own seeds would never reach the level."""
+
+
+def _reach(r: RunResult, level: float) -> dict[str, Any]:
+    """Episodes for one run to first reach ``level``; censored at its budget if it never does
+    (at its last evaluation when unfinished or on a step budget)."""
+    n = episodes_to_reach(r.episodes, r.test_returns, level)
+    if math.isfinite(n):
+        return {"id": r.id, "seed": r.seed, "episodes": n, "reached": True}
+    at = float(r.episodes[-1])
+    if r.state == "done" and math.isfinite(r.budget_episodes):
+        at = max(at, r.budget_episodes)
+    return {"id": r.id, "seed": r.seed, "episodes": at, "reached": False}
+
+
+def _speedup(
+    chosen: dict[tuple[str, str], list[RunResult]],
+    cell_of: dict[tuple[str, str], Cell],
+    best_reward: dict[tuple[str, str], Any],
+    kw: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Section 6.3's speed-up of each variant over the :data:`SPEEDUP_BASELINE` variant of the
+    same task and algorithm (at each line's best grid point): median episodes to reach the
+    reference level (:data:`SPEEDUP_LEVEL_FRACTION`) of model-free over the variant's."""
+    out: list[dict[str, Any]] = []
+    for (task, base_label), base in cell_of.items():
+        if base.variant != SPEEDUP_BASELINE:
+            continue
+        mf = chosen[(task, base_label)]
+        first = float(np.mean([r.test_returns[0] for r in mf]))
+        top = float(np.mean([r.best for r in mf]))
+        entry: dict[str, Any] = {
+            "task": task,
+            "algo": base.algo,
+            "baseline": base_label,
+            "fraction": SPEEDUP_LEVEL_FRACTION,
+            "first_evaluation": first,
+            "baseline_best": top,
+            "level": None,
+            "variants": [],
+            "note": "",
+        }
+        out.append(entry)
+        if not top > first:
+            entry["note"] = (
+                "the model-free best is not above its first evaluation: no level between them"
+            )
+            continue
+        level = first + SPEEDUP_LEVEL_FRACTION * (top - first)
+        entry["level"] = level
+        mf_reach = [_reach(r, level) for r in mf]
+        base_eps = np.array([p["episodes"] for p in mf_reach])
+        base_exact = 2 * sum(p["reached"] for p in mf_reach) > len(mf_reach)
+        # The baseline first, then the other variants in manifest order.
+        labels = [base_label] + [
+            lab
+            for (t, lab), c in cell_of.items()
+            if t == task and c.algo == base.algo and lab != base_label
+        ]
+        for label in labels:
+            per_seed = [_reach(r, level) for r in chosen[(task, label)]]
+            eps = np.array([p["episodes"] for p in per_seed])
+            n, k = len(per_seed), sum(p["reached"] for p in per_seed)
+            line: dict[str, Any] = {
+                "label": label,
+                "variant": cell_of[(task, label)].variant,
+                "seeds": n,
+                "reached": k,
+                # A finished censored seed sits at its budget, above every reached seed, so the
+                # median is exact while more than half reach the level, else a lower bound.
+                "episodes_to_level": {
+                    "median": float(np.median(eps)),
+                    "ci": stats.bootstrap_ci(eps, np.median, **kw),
+                    "exact": 2 * k > n,
+                },
+                "best_reward": best_reward[(task, label)],
+                "per_seed": per_seed,
+                "speedup": None,
+            }
+            if label != base_label:
+                bound = {
+                    (True, True): "exact",
+                    (False, True): "lower bound",  # model-free's median is too small
+                    (True, False): "upper bound",  # the variant's median is too small
+                    (False, False): "unknown",
+                }[(base_exact, 2 * k > n)]
+                line["speedup"] = {
+                    "value": float(stats.ratio_of_medians(base_eps, eps)),
+                    "ci": stats.ratio_of_medians_ci(base_eps, eps, **kw),
+                    "bound": bound,
+                }
+            entry["variants"].append(line)
+    return out
 
 
 # ----------------------------------------------------------------------------------- report
@@ -647,6 +758,55 @@ def _plot_profile(
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_speedup(path: Path, tables: list[dict[str, Any]], paper_band: bool) -> None:
+    """One panel per task: each variant's speed-up over model-free with its bootstrap interval
+    (hollow when censoring makes it a bound), on a log axis so 2x and 1/2x sit symmetrically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig, axes = plt.subplots(
+        len(tables),
+        1,
+        figsize=(6.5, 1.2 + 0.5 * max(len(t["variants"]) for t in tables) * len(tables)),
+        dpi=110,
+        squeeze=False,
+    )
+    for ax, t in zip(axes[:, 0], tables, strict=True):
+        lines = [v for v in t["variants"] if v["speedup"] is not None]
+        for i, v in enumerate(lines):
+            sp = v["speedup"]
+            lo, hi = sp["ci"]
+            exact = sp["bound"] == "exact"
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.plot([lo, hi], [i, i], color=f"C{i % 10}", lw=2)
+            ax.plot(sp["value"], i, "o", color=f"C{i % 10}", mfc=f"C{i % 10}" if exact else "white")
+        ax.set_yticks(range(len(lines)))
+        ax.set_yticklabels([f"{v['label']} ({v['reached']}/{v['seeds']})" for v in lines])
+        ax.set_ylim(-0.6, len(lines) - 0.4)
+        ax.axvline(1.0, color="k", lw=1)
+        if paper_band:
+            ax.axvspan(2.0, 5.0, color="0.85", zorder=0, label="paper: 2-5x")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_xscale("log")
+        # Plain numbers (2, 3) on the log axis rather than 2x10^0.
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        lo_x, hi_x = ax.get_xlim()
+        ax.set_xticks([x for x in (0.25, 0.5, 1, 2, 3, 5, 10, 20) if lo_x <= x <= hi_x])
+        ax.set_title(f"{t['task']}: speed-up over {t['baseline']} (95% bootstrap)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    axes[-1, 0].set_xlabel(
+        "speed-up = median episodes to the level, model-free / variant\n"
+        "(hollow: a bound, as half or more seeds were censored)"
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -858,6 +1018,7 @@ def build_report(
             "bootstrap_seed": seed,
             "bootstrap_method": "percentile",
             "tolerance": 0.05,
+            "speedup_level_fraction": SPEEDUP_LEVEL_FRACTION,
             "include_partial": include_partial,
             "variant_fields": list(variant_fields),
         },
@@ -873,6 +1034,9 @@ def build_report(
                 k: {"fraction": v[0], "ci_low": v[1], "ci_high": v[2]} for k, v in profiles.items()
             },
         },
+        "speedup": _speedup(
+            chosen, cell_of, {(r["task"], r["label"]): r["best_reward"] for r in rows}, kw
+        ),
         "not_in_numbers": excluded,
         "unlisted_folders": list(status.unlisted),
         "_chosen": chosen,  # removed before writing; the curves are drawn from it
@@ -892,6 +1056,86 @@ def _evaluation_line(ev: dict[str, Any]) -> str:
             "evaluation, so their best test reward is a noisy maximum."
         )
     return text
+
+
+_BOUND_MARK = {"exact": "", "lower bound": "≥ ", "upper bound": "≤ ", "unknown": "? "}
+
+
+def _speedup_markdown(rep: dict[str, Any]) -> list[str]:
+    """The speed-up section (section 6.3): empty without a model-free variant, except for a
+    section63 sweep, which says why its table is missing."""
+    tables = rep["speedup"]
+    if not tables:
+        if rep["protocol"] == "section63":
+            return [
+                "",
+                "## Speed-up over model-free NAF (section 6.3)",
+                "",
+                f"No finished '{SPEEDUP_BASELINE}' runs yet, so no speed-up.",
+            ]
+        return []
+    pct = int(round(SPEEDUP_LEVEL_FRACTION * 100))
+    out = [
+        "",
+        "## Speed-up over model-free NAF (section 6.3)",
+        "",
+        f"Level = first + {pct}% of (best - first), with first the model-free runs' first "
+        "evaluation and best their converged best test reward (both means over seeds). Episodes "
+        "to the level: per seed, the training episodes at its first evaluation with test reward "
+        ">= the level; a seed that never reaches it is censored, counted at its budget (an "
+        "unfinished run at its last evaluation) and listed below. Speed-up = median episodes "
+        "of model-free / median episodes of the variant; interval: "
+        f"{int(rep['settings']['confidence'] * 100)}% percentile bootstrap resampling the seeds "
+        "of both independently. A median is marked ≥ when half or more of its seeds were "
+        "censored (a lower bound), and the speed-up then ≥ or ≤ by which side is bounded. "
+        "Read it beside the best test reward: a variant that plateaus lower may reach the level "
+        "early without learning the task as well.",
+    ]
+    if rep["protocol"] == "section63":
+        out += [
+            "",
+            "Paper (section 6.3): imagination rollouts with fitted time-varying linear models "
+            'gave "2-5 factors of improvement in data efficiency" over model-free NAF; neural '
+            'network models "negate the benefits of imagination rollouts".',
+        ]
+    for t in tables:
+        out += ["", f"**{t['task']}** ({t['baseline']} against the other {t['algo']} variants)"]
+        if t["level"] is None:
+            out += ["", f"No speed-up: {t['note']}."]
+            continue
+        out += [
+            "",
+            f"Level {t['level']:.4g} ({pct}% of the way from {t['first_evaluation']:.4g} to "
+            f"{t['baseline_best']:.4g}).",
+            "",
+            "| variant | seeds reaching the level | episodes to level, median [95% CI] | "
+            "speed-up [95% CI] | best test reward [95% CI] |",
+            "|---|---|---|---|---|",
+        ]
+        censored: list[str] = []
+        for v in t["variants"]:
+            e = v["episodes_to_level"]
+            eps = ("" if e["exact"] else "≥ ") + _fmt(e["median"], e["ci"])
+            sp = v["speedup"]
+            spd = (
+                "1 (baseline)"
+                if sp is None
+                else _BOUND_MARK[sp["bound"]] + _fmt(sp["value"], sp["ci"])
+            )
+            br = v["best_reward"]
+            out.append(
+                f"| {v['label']} | {v['reached']} of {v['seeds']} | {eps} | {spd} | "
+                f"{_fmt(br['mean'], br['ci'])} |"
+            )
+            missed = [p for p in v["per_seed"] if not p["reached"]]
+            if missed:
+                censored.append(
+                    f"{v['label']}: "
+                    + ", ".join(f"seed {p['seed']} (at {p['episodes']:.0f})" for p in missed)
+                )
+        if censored:
+            out += ["", "Not reached (censored): " + "; ".join(censored) + "."]
+    return out
 
 
 def _markdown(rep: dict[str, Any]) -> str:
@@ -937,6 +1181,7 @@ def _markdown(rep: dict[str, Any]) -> str:
             f"{_fmt(r['best_reward']['mean'], r['best_reward']['ci'])} | "
             f"{pb} | {_fmt(r['episodes_to_5pct']['median'], r['episodes_to_5pct']['ci'])} | {pe} |"
         )
+    out += _speedup_markdown(rep)
     poi = rep["probability_of_improvement"]
     out += ["", "## NAF against DDPG: probability of improvement", ""]
     if poi["per_task"]:
@@ -1054,6 +1299,9 @@ def write_report(
     - NAF over DDPG: probability of improvement per task and averaged over tasks.
     - IQM of normalised scores per algorithm variant, with stratified bootstrap CIs; a
       performance profile; learning curves per task (:func:`stats.curves_on_common_grid`).
+    - With a :data:`SPEEDUP_BASELINE` variant (section 6.3): per task, each variant's median
+      episodes to the reference level (:data:`SPEEDUP_LEVEL_FRACTION`), censored seeds counted
+      at their budget, and its speed-up over model-free with a bootstrap CI (:func:`_speedup`).
     - Only finished runs count unless ``include_partial``; every other run is listed under
       'Runs not in these numbers' with its state and error.
     """
@@ -1089,8 +1337,14 @@ def write_report(
             {k: (v["fraction"], v["ci_low"], v["ci_high"]) for k, v in prof["labels"].items()},
         )
         figures.append(name)
+    drawn = [t for t in rep["speedup"] if any(v["speedup"] for v in t["variants"])]
+    if drawn:
+        name = "figures/speedup.png"
+        _plot_speedup(sweep_dir / name, drawn, rep["protocol"] == "section63")
+        figures.append(name)
     # A figure of an earlier report whose line is gone (e.g. a task removed) must not linger.
-    for old in [*figdir.glob("curves_*.png"), figdir / "performance_profile.png"]:
+    old_figures = [figdir / "performance_profile.png", figdir / "speedup.png"]
+    for old in [*figdir.glob("curves_*.png"), *old_figures]:
         if old.exists() and f"figures/{old.name}" not in figures:
             old.unlink()
     rep["figures"] = figures

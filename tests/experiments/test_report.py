@@ -40,14 +40,14 @@ def make_sweep(
 ) -> Path:
     """Write sweep.json and run folders. Each run dict: algo, task, seed, point, state
     ('done', 'partial', 'failed', 'pending'), optional returns (test returns at
-    EVAL_EPISODES or at `episodes`), config, error."""
+    EVAL_EPISODES or at `episodes`), config, error, budget (default 40 episodes)."""
     manifest_runs = []
     for r in runs:
         rid = r.get("id") or _run_id(r["algo"], r["task"], r["point"], r["seed"])
         cfg = {**r["point"], **r.get("config", {})}
         manifest_runs.append(
             {"id": rid, "algo": r["algo"], "task": r["task"], "seed": r["seed"],
-             "point": r["point"], "budget": {"episodes": 40}, "config": cfg}
+             "point": r["point"], "budget": r.get("budget", {"episodes": 40}), "config": cfg}
         )  # fmt: skip
         folder = root / "runs" / rid
         if r["state"] == "pending":
@@ -401,3 +401,115 @@ def test_performance_profile_band_equals_scipy_per_threshold() -> None:
         assert frac[i] == pytest.approx(above(a, b, -1))
         assert (lo[i], hi[i]) == pytest.approx(scipy_ci(a, b, statistic=above))
     assert frac[0] == pytest.approx((3 / 4 + 2 / 3) / 2)
+
+
+SINGLE = "nafrl/ReacherSingle-v1"
+MF_EPISODES = [40, 80, 120, 160, 200, 240, 280, 320, 360]
+MB_EPISODES = [20, 40, 60, 80, 100, 120]
+
+
+def _s63_runs(variant: str, budget: int, per_seed: list[tuple[list[int], list[float]]]) -> list:
+    return [
+        {"algo": "naf", "task": SINGLE, "point": {"variant": variant}, "seed": s,
+         "state": "done", "budget": {"episodes": budget}, "episodes": ep, "returns": ret,
+         "config": {"eval_episodes": 10}}
+        for s, (ep, ret) in enumerate(per_seed)
+    ]  # fmt: skip
+
+
+# Model-free: first evaluation -10, best -1 on every seed -> level -10 + 0.9 * 9 = -1.9, first
+# reached at episode 120 on every seed (budget 360, 3x the others).
+MF_RETURNS = [-10.0, -5.0, -1.5, -1.0, -1.1, -1.0, -1.2, -1.0, -1.0]
+S63_RUNS = (
+    _s63_runs("model-free", 360, [(MF_EPISODES, MF_RETURNS)] * 3)
+    # linear: reaches the level at 40 on every seed, plateaus lower (best -1.2) -> speed-up 3.
+    + _s63_runs("linear", 120, [(MB_EPISODES, [-10.0, -1.8, -1.5, -1.3, -1.2, -1.2])] * 3)
+    # neural: seeds 0 and 1 reach at 100; seed 2 never, and its evaluations stop at 100 while
+    # its budget is 120 -> censored at 120; 2 of 3 reached, so the median (100) is exact.
+    + _s63_runs("neural", 120, [
+        (MB_EPISODES, [-10.0, -6.0, -4.0, -3.0, -1.5, -1.4]),
+        (MB_EPISODES, [-10.0, -7.0, -5.0, -2.5, -1.8, -1.6]),
+        (MB_EPISODES[:5], [-10.0, -8.0, -6.0, -4.0, -3.0]),
+    ])
+    # linear-noproj: only seed 0 reaches (at 60): the median is the budget, a lower bound, so
+    # the speed-up 120/120 = 1 is an upper bound.
+    + _s63_runs("linear-noproj", 120, [
+        (MB_EPISODES, [-10.0, -5.0, -1.7, -2.0, -2.5, -3.0]),
+        (MB_EPISODES, [-10.0, -5.0, -4.0, -4.0, -4.0, -4.0]),
+        (MB_EPISODES, [-10.0, -9.0, -8.0, -7.0, -6.0, -5.0]),
+    ])
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def s63_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    root = make_sweep(tmp_path_factory.mktemp("s63") / "s", S63_RUNS, protocol="section63")
+    md = write_report(root)
+    return root, json.loads((root / "report.json").read_text()), md.read_text()
+
+
+def test_speedup_over_model_free_is_known_on_a_synthetic_section63_sweep(s63_report: Any) -> None:
+    root, rep, md = s63_report
+    (table,) = rep["speedup"]
+    assert table["task"] == SINGLE and table["baseline"] == "naf (model-free)"
+    assert table["first_evaluation"] == -10.0 and table["baseline_best"] == -1.0
+    assert table["level"] == pytest.approx(-1.9)
+    lines = {v["variant"]: v for v in table["variants"]}
+    assert [v["variant"] for v in table["variants"]] == [
+        "model-free", "linear", "neural", "linear-noproj"
+    ]  # fmt: skip
+    mf = lines["model-free"]
+    assert mf["speedup"] is None and mf["reached"] == 3
+    assert mf["episodes_to_level"] == {"median": 120.0, "ci": [120.0, 120.0], "exact": True}
+    lin = lines["linear"]
+    assert lin["episodes_to_level"]["median"] == 40.0
+    assert lin["speedup"] == {"value": 3.0, "ci": [3.0, 3.0], "bound": "exact"}
+    # The best test reward sits beside it: linear plateaus lower than model-free.
+    assert lin["best_reward"]["mean"] == pytest.approx(-1.2)
+    assert "| naf (linear) | 3 of 3 | 40 [40, 40] | 3 [3, 3] | -1.2 [-1.2, -1.2] |" in md
+
+    nn = lines["neural"]
+    assert nn["seeds"] == 3 and nn["reached"] == 2
+    assert [(p["seed"], p["episodes"], p["reached"]) for p in nn["per_seed"]] == [
+        (0, 100.0, True), (1, 100.0, True), (2, 120.0, False)
+    ]  # fmt: skip
+    assert nn["episodes_to_level"]["exact"] is True
+    assert nn["speedup"]["value"] == pytest.approx(1.2) and nn["speedup"]["bound"] == "exact"
+    # Model-free's seeds are all equal (held fixed), so the interval is scipy's on neural's.
+    eps = np.array([100.0, 100.0, 120.0])
+    expected = scipy_ci(eps, statistic=lambda x, axis: 120.0 / np.median(x, axis=axis))
+    assert nn["speedup"]["ci"] == pytest.approx(expected)
+    assert "naf (neural): seed 2 (at 120)" in md
+
+    noproj = lines["linear-noproj"]
+    assert noproj["reached"] == 1 and noproj["episodes_to_level"]["median"] == 120.0
+    assert noproj["episodes_to_level"]["exact"] is False
+    assert noproj["speedup"]["value"] == 1.0 and noproj["speedup"]["bound"] == "upper bound"
+    assert "| naf (linear-noproj) | 1 of 3 | ≥ 120" in md and "| ≤ 1 [" in md
+    assert "Level -1.9 (90% of the way from -10 to -1)." in md
+    assert "2-5 factors of improvement" in md
+    assert "figures/speedup.png" in rep["figures"]
+    assert (root / "figures" / "speedup.png").stat().st_size > 1000
+
+
+def test_no_speedup_table_without_a_model_free_variant(hand_report: Any, tmp_path: Path) -> None:
+    _, rep, md = hand_report
+    assert rep["speedup"] == [] and "Speed-up" not in md
+    # A section63 sweep whose model-free runs have not finished says so instead of a table.
+    runs = [
+        {**r, "state": "pending"} if r["point"]["variant"] == "model-free" else r for r in S63_RUNS
+    ]
+    root = make_sweep(tmp_path / "s", runs, protocol="section63")
+    write_report(root)
+    rep = json.loads((root / "report.json").read_text())
+    assert rep["speedup"] == []
+    assert "No finished 'model-free' runs yet" in (root / "report.md").read_text()
+    assert not (root / "figures" / "speedup.png").exists()
+
+
+def test_ratio_of_medians_ci_resamples_both_groups() -> None:
+    x, y = np.array([120.0, 130.0, 110.0, 150.0]), np.array([40.0, 50.0, 45.0])
+    assert float(stats.ratio_of_medians(x, y)) == pytest.approx(125.0 / 45.0)
+    assert stats.ratio_of_medians_ci(x, y) == pytest.approx(
+        scipy_ci(x, y, statistic=stats.ratio_of_medians)
+    )
