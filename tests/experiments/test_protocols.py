@@ -45,9 +45,7 @@ def test_table1_laptop_covers_ten_domains_with_both_algorithms() -> None:
 def test_table2_runs_the_five_columns_on_three_domains() -> None:
     runs = expand(protocol("table2", "laptop")[0])
     assert len({r.spec.env for r in runs}) == len(TABLE2) == 3
-    assert {r.point["variant"] for r in runs} == {
-        "none", "mpc0.5", "imr", "imr+mpc0.5", "imr+mpc1"
-    }
+    assert {r.point["variant"] for r in runs} == {"none", "mpc0.5", "imr", "imr+mpc0.5", "imr+mpc1"}
 
 
 def test_section63_model_free_runs_three_times_longer_with_ten_test_episodes() -> None:
