@@ -39,7 +39,8 @@ class Config:
     batch_norm: bool = False
     """Batch normalisation on the inputs and hidden layers (one of the paper's swept options)."""
     max_log_diag: float = 5.0
-    """NAF: bound |log diag L| so P = L L^T stays finite and positive definite."""
+    """NAF: smooth bound on |log diag L| (tanh), so P = L L^T stays finite and positive
+    definite and its gradient never stops."""
 
     # --- optimisation (Algorithm 1) ---
     learning_rate: float = 1e-3

@@ -46,8 +46,23 @@ def test_P_symmetric_positive_definite(du):
 def test_L_diag_is_bounded_exponential():
     entries = jnp.array([[100.0, 2.0, -100.0]])  # du = 2: [L00, L10, L11]
     L = np.asarray(fill_lower_triangular(entries, 2, max_log_diag=5.0))[0]
-    np.testing.assert_allclose(L, [[np.exp(5.0), 0.0], [2.0, np.exp(-5.0)]], rtol=1e-6)
+    b = 5.0 * np.tanh(100.0 / 5.0)  # the smooth bound, within float32 of 5
+    np.testing.assert_allclose(L, [[np.exp(b), 0.0], [2.0, np.exp(-b)]], rtol=1e-6)
     assert np.all(np.isfinite(L @ L.T))
+    # Near zero the bound is the identity: L_ii = exp(raw).
+    small = np.asarray(fill_lower_triangular(jnp.array([[0.1, 0.0, -0.2]]), 2, 5.0))[0]
+    np.testing.assert_allclose(np.diag(small), np.exp([0.1, -0.2]), rtol=1e-3)
+
+
+@pytest.mark.parametrize("raw", [-8.0, 8.0])
+def test_L_diag_gradient_does_not_vanish_beyond_the_bound(raw: float) -> None:
+    # A clip to [-5, 5] has zero gradient here and traps P at e^(+-10) for good.
+    def log_p(x: jax.Array) -> jax.Array:
+        L = fill_lower_triangular(x[None, None], 1, max_log_diag=5.0)[0]
+        return jnp.log((L @ L.T)[0, 0])
+
+    g = float(jax.grad(log_p)(jnp.float32(raw)))
+    assert g > 0.1  # d log P / d raw = 2 (1 - tanh^2(raw / 5)) = 0.39 at |raw| = 8
 
 
 def test_argmax_over_dense_grid_is_mu_1d():

@@ -7,7 +7,8 @@ single jitted ``lax.scan`` (see :mod:`nafrl.agents.common`).
 Departures from the paper, all documented choices:
 - mu is squashed by tanh to the normalised action range [-1, 1] (the paper does not say how
   mu is bounded); the training loop rescales to the environment's bounds.
-- log diag(L) is clipped to [-max_log_diag, max_log_diag] so P stays finite.
+- log diag(L) is bounded smoothly to (-max_log_diag, max_log_diag) so P stays finite; a
+  clip would stop its gradient and trap P at either end (networks.fill_lower_triangular).
 - The target is y = r + gamma (1 - terminated) V'(x'): episodes cut by a time limit
   (Gymnasium ``truncated``) are bootstrapped; only true terminal states stop it.
 - Optional global-norm gradient clipping (off by default).
