@@ -304,7 +304,7 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
     with pytest.raises(ConfigError, match="DDPG does not support shared_trunk"):
         nafrl.DDPG("Pendulum-v1", shared_trunk=True)
     with pytest.raises(ConfigError, match="NAF does not support actor_learning_rate"):
-        nafrl.NAF("Pendulum-v1", actor_learning_rate=1e-4)
+        nafrl.NAF("Pendulum-v1", actor_learning_rate=1e-5)
     # A sweep validates its grid before building anything.
     for algo, names in ALGO_ONLY.items():
         other = "ddpg" if algo == "naf" else "naf"

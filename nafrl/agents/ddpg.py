@@ -5,8 +5,8 @@ and then the actor, with soft target updates of both.
 
 Departures from Lillicrap et al., documented choices:
 - the action enters the critic at the input layer (not the second layer);
-- one ``learning_rate`` for the critic, ``actor_learning_rate`` (default: the same) for the
-  actor; no L2 weight decay on the critic;
+- ``learning_rate`` (default 1e-3) for the critic and ``actor_learning_rate`` (default 1e-4)
+  for the actor, as in Lillicrap et al.; no L2 weight decay on the critic;
 - truncated episodes bootstrap from Q'(x', pi'(x')); only true terminal states stop it.
 """
 

@@ -168,7 +168,7 @@ BAD = [
     ('[grid]\nexploration = ["ou", "precision"]', "ddpg on Pendulum-v1, grid point "
      "{'exploration': 'precision'}: DDPG does not support exploration='precision'"),
     ("[grid]\nshared_trunk = [true]", "DDPG does not support shared_trunk"),
-    ("[grid]\nactor_learning_rate = [1e-4]", "NAF does not support actor_learning_rate"),
+    ("[grid]\nactor_learning_rate = [1e-5]", "NAF does not support actor_learning_rate"),
     ("[grid]\ngamma = [1.5]", "invalid gamma=1.5"),
     ("[grid]\nimagination_length = [5]", "needs a dynamics model"),
     ('[variants.x]\nmodel = "tru"', "invalid model='tru'"),
