@@ -1,10 +1,15 @@
 """Sample-efficiency suite against peers (issue 13): NAF and DDPG (ours, defaults) versus
 Stable-Baselines3 DDPG, TD3 and SAC with RL Zoo hyperparameters, equal env-step budgets.
 
-Our agents run through nafrl's sweep runner (:func:`nafrl.experiments.sweep.run_sweep`); each
-SB3 run is a plain subprocess job (``python bench/suite.py sb3-job ...``) writing the same
-run-folder files (``evals.csv``: total_steps, test_return, test_return_std, wall_time;
-``done.json`` last). Every finished run is skipped on a rerun, so the suite resumes.
+Each of our runs is a one-run sweep through nafrl's runner
+(:func:`nafrl.experiments.sweep.run_sweep`) in ``runs/suite/nafrl/<agent>/<task>/seed<k>/``,
+so any selection of agents, tasks and seeds resumes in place (an interrupted run continues
+from its last checkpoint); each SB3 run is a plain subprocess job (``python bench/suite.py
+sb3-job ...``) in ``runs/suite/sb3/<agent>/<task>/seed<k>/`` writing the same files
+(``evals.csv``: total_steps, test_return, test_return_std, wall_time; ``done.json`` last),
+restarted from scratch if interrupted. Finished runs are skipped on a rerun. A run folder's
+id hashes its whole Config, not the code: after a change to the code that trains, move
+``runs/suite`` away before rerunning.
 
     .venv/bin/pip install -e '.[bench]'          # stable-baselines3 + torch
     .venv/bin/python bench/suite.py run --tasks InvertedPendulum-v5 --seeds 0 1 2 --workers 2
