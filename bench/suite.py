@@ -2,14 +2,15 @@
 Stable-Baselines3 DDPG, TD3 and SAC with RL Zoo hyperparameters, equal env-step budgets.
 
 Each of our runs is a one-run sweep through nafrl's runner
-(:func:`nafrl.experiments.sweep.run_sweep`) in ``runs/suite/nafrl/<agent>/<task>/seed<k>/``,
-so any selection of agents, tasks and seeds resumes in place (an interrupted run continues
-from its last checkpoint); each SB3 run is a plain subprocess job (``python bench/suite.py
-sb3-job ...``) in ``runs/suite/sb3/<agent>/<task>/seed<k>/`` writing the same files
-(``evals.csv``: total_steps, test_return, test_return_std, wall_time; ``done.json`` last),
-restarted from scratch if interrupted. Finished runs are skipped on a rerun. A run folder's
-id hashes its whole Config, not the code: after a change to the code that trains, move
-``runs/suite`` away before rerunning.
+(:func:`nafrl.experiments.sweep.run_sweep`) in
+``bench/results/suite/work/nafrl/<agent>/<task>/seed<k>/``, so any selection of agents,
+tasks and seeds resumes in place (an interrupted run continues from its last checkpoint).
+Each SB3 run is a plain subprocess job (``python bench/suite.py sb3-job ...``) in
+``.../work/sb3/<agent>/<task>/seed<k>/`` writing the same files (``evals.csv``:
+total_steps, test_return, test_return_std, wall_time; ``done.json`` last), restarted from
+scratch if interrupted. Finished runs are skipped on a rerun. A run folder's id hashes its
+whole Config, not the code: after a change to the code that trains, move
+``bench/results/suite/work`` away before rerunning.
 
     .venv/bin/pip install -e '.[bench]'          # stable-baselines3 + torch
     .venv/bin/python bench/suite.py run --tasks InvertedPendulum-v5 --seeds 0 1 2 --workers 2
@@ -47,7 +48,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "suite"
-WORK = HERE.parent / "runs" / "suite"  # run folders (checkpoints): not committed
+#: Run folders. Git ignores them (.gitignore); the small files of finished runs (CSVs,
+#: config.json, done.json, sweep.json) are committed with ``git add -f`` so that a fresh
+#: checkout skips them on a rerun and the report can be rebuilt; checkpoints never are.
+WORK = RESULTS / "work"
 
 #: Env-step budget per task, the same for every agent (full suite): the sample-efficiency
 #: regime. The peers reach their plateau on the easy tasks; on Hopper and HalfCheetah 100k
