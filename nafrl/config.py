@@ -325,6 +325,10 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
     "ddpg": ("actor_learning_rate",),
 }
 ALGOS: tuple[str, ...] = tuple(ALGO_ONLY)  # equals nafrl.agents.ALGORITHMS (tested)
+#: Former defaults of another algorithm's fields, still read as "not set": config.json files
+#: written before actor_learning_rate's default became 1e-4 hold None there, and a NAF run
+#: saved then must still resume.
+_FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"actor_learning_rate": (None,)}
 
 
 def validate_for_algo(config: Config, algo: str) -> Config:
@@ -345,6 +349,7 @@ def validate_for_algo(config: Config, algo: str) -> Config:
         if other != algo
         for n in names
         if getattr(config, n) != getattr(Config, n)
+        and getattr(config, n) not in _FORMER_DEFAULTS.get(n, ())
     ]
     if algo != "naf" and config.exploration == "precision":
         foreign.append("exploration='precision'")

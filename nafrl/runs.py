@@ -555,15 +555,16 @@ def _refuse_foreign(folder: Path) -> None:
 
 
 def _is_empty(folder: Path, clean: bool = False) -> bool:
-    """Nothing but the lock file and temporary files of an atomic write that was killed
-    (``.config.json.*.tmp``: a trainer killed while creating the run); ``clean`` (only under
-    the lock) removes those."""
+    """Nothing but the lock file, temporary files of an atomic write that was killed
+    (``.config.json.*.tmp``: a trainer killed while creating the run) and the
+    ``failed.json`` of a run that failed before it started; ``clean`` (only under the lock)
+    removes the temporary files (a retry that starts removes failed.json)."""
     empty = True
     for p in folder.iterdir():
         if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
             if clean:
                 p.unlink(missing_ok=True)
-        elif p.name != LOCK_NAME:
+        elif p.name not in (LOCK_NAME, "failed.json"):
             empty = False
     return empty
 

@@ -620,3 +620,13 @@ def test_runtime_configures_a_worker_process():
     assert runtime.get_blas_threads() == before
     with pytest.raises(ValueError, match="threads"):
         runtime.configure_process(threads=0)
+
+
+def test_9_configs_saved_before_the_ddpg_actor_rate_default_still_validate():
+    # config.json files written before actor_learning_rate defaulted to 1e-4 hold None.
+    assert Config().actor_learning_rate == 1e-4
+    old = make_config(actor_learning_rate=None)
+    assert validate_for_algo(old, "naf") is old
+    assert validate_for_algo(old, "ddpg") is old
+    with pytest.raises(ConfigError, match="NAF does not support actor_learning_rate"):
+        validate_for_algo(make_config(actor_learning_rate=1e-3), "naf")

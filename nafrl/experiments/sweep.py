@@ -121,7 +121,10 @@ def execute(entry: dict[str, Any], folder: str) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001  (reported per run; the sweep goes on)
         line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         failed = Path(folder) / "failed.json"
-        if Path(folder).is_dir() and not failed.exists():
+        # A run that failed before its folder existed (its config rejected, say) still gets
+        # one, so that `nafrl sweep status` reports it failed, not pending.
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if not failed.exists():
             write_json_atomic(failed, {"error": line, "traceback": traceback.format_exc()})
         out.update(status="failed", error=read_json(failed)["error"] if failed.exists() else line)
     out["seconds"] = time.perf_counter() - t0

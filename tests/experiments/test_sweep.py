@@ -4,6 +4,7 @@ and every bad spec rejected before anything starts."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,3 +241,29 @@ def test_run_ids_are_stable_readable_and_ignore_the_budget():
     assert ids_a[0].startswith("naf-pendulum-v1-lr0.001-bn1-s3-")
     assert ids_a[1].startswith("naf-pendulum-v1-lr0.01-bn1-s3-")
     assert [r.id for r in expand(b)] == ids_a[:1]  # a larger budget is the same run, extended
+
+
+def test_a_run_rejected_before_its_folder_exists_is_reported_failed_then_retried(
+    tmp_path: Path,
+) -> None:
+    """A worker that rejects a run's config (here: one written by a parent whose code had
+    other defaults) leaves failed.json, so status says failed, not pending; a corrected
+    retry in the same folder is not refused as foreign."""
+    from nafrl.experiments.report import sweep_status
+    from nafrl.experiments.sweep import execute
+
+    spec = load_spec_text(TINY_TOML.replace('algos = ["naf", "ddpg"]', 'algos = ["naf"]'), tmp_path)
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, workers=1, display=False)
+    entry = json.loads((out / "sweep.json").read_text())["runs"][0]
+    folder = out / "runs" / entry["id"]
+    shutil.rmtree(folder)
+    bad = {**entry, "config": {**entry["config"], "actor_learning_rate": 0.5}}
+    res = execute(bad, str(folder))
+    assert res["status"] == "failed" and "actor_learning_rate" in res["error"]
+    state = {r.id: r.state for r in sweep_status(out).runs}
+    assert state[entry["id"]] == "failed"
+    assert "actor_learning_rate" in json.loads((folder / "failed.json").read_text())["error"]
+    res = execute(entry, str(folder))
+    assert res["status"] == "done", res
+    assert not (folder / "failed.json").exists()
