@@ -292,6 +292,7 @@ def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path
     from nafrl.experiments.spec import SweepSpec
     from nafrl.experiments.sweep import run_sweep
 
+    failed: dict[str, str] = {}
     for s in seeds:
         spec = SweepSpec(
             name=f"suite-{agent}-{task}-s{s}",
@@ -302,7 +303,12 @@ def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path
             config={"eval_interval": OUR_EVAL_INTERVAL, "eval_episodes": EVAL_EPISODES},
             eval_episodes=FINAL_EVAL_EPISODES,
         )
-        run_sweep(spec, _our_folder(work, agent, task, s), workers=1, display=False)
+        summary = run_sweep(spec, _our_folder(work, agent, task, s), workers=1, display=False)
+        failed.update(summary.failed)
+    for run_id, error in failed.items():
+        print(f"failed: {run_id}: {error}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
 
 
 def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
