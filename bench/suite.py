@@ -99,25 +99,18 @@ EVALS_PER_RUN = 10  # SB3: a test every budget / 10 env steps
 # learning_starts 10000 is tuned for 1e6-step budgets; with a smaller budget it is capped at
 # budget // 10 (LEARNING_STARTS_FRACTION), stated in the report, so that no peer spends half
 # its budget on random actions.
+_ZOO_MUJOCO_DEFAULTS_TD3_DDPG: dict[str, Any] = dict(  # the same block in td3.yml and ddpg.yml
+    learning_starts=10_000,
+    noise_std=0.1,
+    train_freq=1,
+    gradient_steps=1,
+    learning_rate=1e-3,
+    batch_size=256,
+    net_arch=[400, 300],
+)
 ZOO: dict[str, dict[str, Any]] = {
-    "sb3-ddpg": dict(
-        learning_starts=10_000,
-        noise_std=0.1,
-        train_freq=1,
-        gradient_steps=1,
-        learning_rate=1e-3,
-        batch_size=256,
-        net_arch=[400, 300],
-    ),
-    "sb3-td3": dict(
-        learning_starts=10_000,
-        noise_std=0.1,
-        train_freq=1,
-        gradient_steps=1,
-        learning_rate=1e-3,
-        batch_size=256,
-        net_arch=[400, 300],
-    ),
+    "sb3-ddpg": dict(_ZOO_MUJOCO_DEFAULTS_TD3_DDPG),
+    "sb3-td3": dict(_ZOO_MUJOCO_DEFAULTS_TD3_DDPG),
     "sb3-sac": dict(learning_starts=10_000),
 }
 LEARNING_STARTS_FRACTION = 10
@@ -236,7 +229,8 @@ def run_suite(
         for t in tasks:
             todo = [s for s in seeds if not _our_done(work, a, t, s)]
             if todo:
-                jobs.append(["ours-job", a, t, str(steps or BUDGETS[t]), *map(str, todo)])
+                budget = str(steps or BUDGETS[t])
+                jobs.append(["ours-job", a, t, budget, *map(str, todo), "--work", str(work)])
     for a in agents:
         if a not in PEERS:
             continue
@@ -248,8 +242,6 @@ def run_suite(
     from nafrl.experiments.sweep import THREAD_ENV
 
     env = {**os.environ, **THREAD_ENV}
-    if work != WORK:
-        jobs = [[*j, "--work", str(work)] if j[0] == "ours-job" else j for j in jobs]
 
     def launch(job: list[str]) -> int:
         print(" ".join(job), flush=True)
