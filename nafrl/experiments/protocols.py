@@ -72,8 +72,21 @@ LAPTOP: dict[str, str] = {
     "fig3": "half the paper's episodes (still past step 50,000, where NAF-P starts)",
 }
 
+#: Learning settings every protocol pins, so that a later change of a library default (issue 13
+#: tunes them) does not silently change a reproduction: section 6's stated values (2 x 200
+#: ReLU, I = 5 updates per step) and our values where the paper states none (tau, minibatch,
+#: gamma, learning_starts: the defaults of 2026-12-01).
+PINNED: dict[str, Any] = {
+    "hidden_sizes": (200, 200),
+    "updates_per_step": 5,
+    "batch_size": 64,
+    "gamma": 0.99,
+    "tau": 0.005,
+    "learning_starts": 1_000,
+}
+
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
-_EVAL = {"eval_interval": 10, "eval_episodes": 5, "checkpoint_interval": 10}
+_EVAL = {"eval_interval": 10, "eval_episodes": 5, "checkpoint_interval": 10, **PINNED}
 
 
 def protocol(name: str, budget: str) -> tuple[list[SweepSpec], dict[str, Any]]:
@@ -162,6 +175,7 @@ def _section63(laptop: bool) -> list[SweepSpec]:
     # budgets run the whole protocol: these runs are short.
     setups = {"reacher": (10, 150, 0), "gripper": (5, 200, 130)}
     config = {
+        **PINNED,
         "eval_interval": 5,
         "eval_episodes": 10,
         "checkpoint_interval": 5,
@@ -229,6 +243,7 @@ __all__ = [
     "BUDGETS",
     "FIXED_POINT",
     "LAPTOP",
+    "PINNED",
     "PROTOCOLS",
     "SECTION63_MODEL_FREE_FACTOR",
     "SECTION63_SEEDS",

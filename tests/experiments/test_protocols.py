@@ -8,6 +8,7 @@ import pytest
 from nafrl.experiments.paper import TABLE1, TABLE2
 from nafrl.experiments.protocols import (
     BUDGETS,
+    PINNED,
     PROTOCOLS,
     SECTION63_MODEL_FREE_FACTOR,
     episodes_budget,
@@ -70,3 +71,12 @@ def test_unknown_protocol_or_budget_names_what_is_accepted() -> None:
         protocol("table3", "laptop")
     with pytest.raises(SpecError, match="accepted: paper, laptop"):
         protocol("table1", "cluster")
+
+
+@pytest.mark.parametrize("name", PROTOCOLS)
+def test_protocols_pin_the_learning_settings(name: str) -> None:
+    # A later change of a library default must not change a reproduction run.
+    specs, _ = protocol(name, "laptop")
+    for spec in specs:
+        for key in PINNED:
+            assert key in spec.config, (spec.name, key)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the paper's protocols (issue 14) one after another at the laptop budget, each into
+# bench/results/paper/<protocol>/work, and writes each report beside its work folder.
+# Resumable: rerun the same command after an interruption; finished runs are skipped.
+#   bash bench/reproduce.sh [protocol ...]     # default: fig3 section63 table2 table1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAFRL=${NAFRL:-.venv/bin/nafrl}
+WORKERS=${WORKERS:-2}
+for p in "${@:-fig3 section63 table2 table1}"; do
+  for name in $p; do
+    out=bench/results/paper/$name
+    mkdir -p "$out"
+    echo "== $name ($(date -u +%FT%TZ))"
+    "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS"
+    "$NAFRL" sweep report "$out/work"
+    cp "$out/work/report.md" "$out/work/report.json" "$out/"
+    rm -rf "$out/figures" && cp -r "$out/work/figures" "$out/figures"
+  done
+done
