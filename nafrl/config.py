@@ -38,6 +38,9 @@ class Config:
     """NAF only: one MLP trunk with three linear heads instead of separate MLPs for V, mu, L."""
     batch_norm: bool = False
     """Batch normalisation on the inputs and hidden layers (one of the paper's swept options)."""
+    layer_norm: bool = False
+    """Layer normalisation of every hidden layer before its ReLU (not in the paper; issue 13
+    measures it against Q-value divergence)."""
     max_log_diag: float = 5.0
     """NAF: smooth bound on |log diag L| (tanh), so P = L L^T stays finite and positive
     definite and its gradient never stops."""
@@ -215,6 +218,21 @@ class Config:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
+
+#: Fields added after run folders were first recorded, with the value that keeps the earlier
+#: behaviour. A config.json without one of them reads as that value, and run ids leave them
+#: out at that value, so adding an opt-in option neither orphans nor refuses existing runs.
+ADDED_FIELDS: dict[str, Any] = {"layer_norm": False}
+
+
+def identity_dict(config: Config) -> dict[str, Any]:
+    """``config.to_dict()`` without the :data:`ADDED_FIELDS` at their neutral values: what
+    identifies a run."""
+    return {
+        k: v
+        for k, v in config.to_dict().items()
+        if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])
+    }
 
 
 def make_config(**overrides: Any) -> Config:

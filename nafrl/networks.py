@@ -38,6 +38,7 @@ class StackedMLP(nn.Module):
     hidden_sizes: Sequence[int]
     out_sizes: Sequence[int]
     batch_norm: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(
@@ -58,10 +59,18 @@ class StackedMLP(nn.Module):
         for i, size in enumerate(self.hidden_sizes):
             W = self.param(f"W{i}", _hidden_init, (num, din, size))
             b = self.param(f"b{i}", nn.initializers.zeros, (num, 1, size))
+            if self.layer_norm:
+                g = self.param(f"ln_scale{i}", nn.initializers.ones, (num, 1, size))
+                beta = self.param(f"ln_bias{i}", nn.initializers.zeros, (num, 1, size))
             if unstacked:
-                hs = [nn.relu(hk @ W[k] + b[k]) for hk, k in zip(hs, sel, strict=True)]
+                pre = [hk @ W[k] + b[k] for hk, k in zip(hs, sel, strict=True)]
+                if self.layer_norm:
+                    pre = [_layer_norm(p, g[k], beta[k]) for p, k in zip(pre, sel, strict=True)]
+                hs = [nn.relu(p) for p in pre]
             else:
                 h = jnp.einsum("kbi,kio->kbo", h, W[idx]) + b[idx]
+                if self.layer_norm:
+                    h = _layer_norm(h, g[idx], beta[idx])
                 if self.batch_norm:
                     # Statistics per (member, unit), over the batch axis only. Flax annotates
                     # ``axis`` as int; its implementation also takes a tuple of feature axes.
@@ -83,6 +92,13 @@ class StackedMLP(nn.Module):
             if j in sel:
                 outs.append(hs[sel.index(j)] @ W + b)
         return outs
+
+
+def _layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Normalise each row of ``h`` over its units (Ba et al. 2016), then scale and shift."""
+    mean = jnp.mean(h, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True)
+    return (h - mean) * jax.lax.rsqrt(var + eps) * scale + bias
 
 
 def num_tril(n: int) -> int:
@@ -136,6 +152,7 @@ class NAFNetwork(nn.Module):
     shared_trunk: bool = False
     batch_norm: bool = False
     max_log_diag: float = 5.0
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(
@@ -147,13 +164,17 @@ class NAFNetwork(nn.Module):
         'policy' V is NaN, with 'mu' V is NaN and L is None."""
         du, nl = self.action_dim, num_tril(self.action_dim)
         if self.shared_trunk:
-            out = StackedMLP(self.hidden_sizes, (1 + du + nl,), self.batch_norm)(x, train)[0]
+            out = StackedMLP(self.hidden_sizes, (1 + du + nl,), self.batch_norm, self.layer_norm)(
+                x, train
+            )[0]
             v, m, l_entries = out[:, 0], out[:, 1 : 1 + du], out[:, 1 + du :]
         elif self.batch_norm:  # running statistics are shared: always evaluate all three
-            v, m, l_entries = StackedMLP(self.hidden_sizes, (1, du, nl), True)(x, train)
+            v, m, l_entries = StackedMLP(self.hidden_sizes, (1, du, nl), True, self.layer_norm)(
+                x, train
+            )
             v = v[:, 0]
         else:  # separate V, mu and L networks (the paper's default)
-            mlp = StackedMLP(self.hidden_sizes, (1, du, nl), self.batch_norm)
+            mlp = StackedMLP(self.hidden_sizes, (1, du, nl), self.batch_norm, self.layer_norm)
             if value_only:
                 return mlp(x, train, members=(0,))[0][:, 0]
             if heads == "mu":
@@ -194,12 +215,12 @@ class Actor(nn.Module):
     action_dim: int
     hidden_sizes: Sequence[int] = (200, 200)
     batch_norm: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        return jnp.tanh(
-            StackedMLP(self.hidden_sizes, (self.action_dim,), self.batch_norm)(x, train)[0]
-        )
+        mlp = StackedMLP(self.hidden_sizes, (self.action_dim,), self.batch_norm, self.layer_norm)
+        return jnp.tanh(mlp(x, train)[0])
 
 
 class Critic(nn.Module):
@@ -207,8 +228,10 @@ class Critic(nn.Module):
 
     hidden_sizes: Sequence[int] = (200, 200)
     batch_norm: bool = False
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, u: jax.Array, train: bool = False) -> jax.Array:
         xu = jnp.concatenate([x, u], axis=-1)
-        return StackedMLP(self.hidden_sizes, (1,), self.batch_norm)(xu, train)[0][:, 0]
+        mlp = StackedMLP(self.hidden_sizes, (1,), self.batch_norm, self.layer_norm)
+        return mlp(xu, train)[0][:, 0]

@@ -7,7 +7,14 @@ import pytest
 
 from nafrl.agents import naf
 from nafrl.config import Config
-from nafrl.networks import NAFNetwork, NAFOutputs, fill_lower_triangular, precision, q_value
+from nafrl.networks import (
+    NAFNetwork,
+    NAFOutputs,
+    _layer_norm,
+    fill_lower_triangular,
+    precision,
+    q_value,
+)
 from nafrl.types import Batch
 
 
@@ -192,3 +199,27 @@ def test_acting_paths_equal_the_full_batched_network(shared):
         np.testing.assert_allclose(mu[0], full.mu[i], rtol=1e-5, atol=1e-6)
     v = net.apply(params, x, value_only=True)
     np.testing.assert_allclose(v, full.V, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_hidden_units_have_zero_mean_unit_variance_and_acting_paths_agree():
+    """With ``layer_norm`` each hidden layer's pre-activations are normalised per sample
+    (at the initial scale 1 and shift 0); the one-observation acting path must give the
+    same outputs as the batched network."""
+    net = NAFNetwork(action_dim=2, hidden_sizes=(16, 16), layer_norm=True)
+    x = 3.0 * jax.random.normal(jax.random.PRNGKey(0), (6, 5)) + 2.0
+    params = net.init(jax.random.PRNGKey(1), x)
+    plain = NAFNetwork(action_dim=2, hidden_sizes=(16, 16))
+    p = params["params"]["StackedMLP_0"]
+    h = jnp.einsum("bi,kio->kbo", x, p["W0"]) + p["b0"]
+    assert float(jnp.abs(jnp.mean(h, -1)).max()) > 0.05  # not normalised before
+    full = net.apply(params, x)
+    without = {k: v for k, v in p.items() if "ln" not in k}
+    no_ln = plain.apply({"params": {"StackedMLP_0": without}}, x)
+    assert float(jnp.abs(full.V - no_ln.V).max()) > 1e-6  # the option changes the network
+    z = _layer_norm(h, p["ln_scale0"], p["ln_bias0"])
+    np.testing.assert_allclose(jnp.mean(z, -1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.var(z, -1), 1.0, rtol=1e-3)
+    for i in range(6):
+        one = net.apply(params, x[i : i + 1])
+        for a, b in zip(one, full, strict=True):
+            np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)

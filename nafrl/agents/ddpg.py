@@ -33,8 +33,8 @@ def _apply(module: Any, variables: Any, *args: jax.Array, train: bool) -> tuple[
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     """Build the DDPG agent's pure functions."""
     hidden = tuple(config.hidden_sizes)
-    actor = Actor(act_dim, hidden, config.batch_norm)
-    critic = Critic(hidden, config.batch_norm)
+    actor = Actor(act_dim, hidden, config.batch_norm, config.layer_norm)
+    critic = Critic(hidden, config.batch_norm, config.layer_norm)
     critic_opt = make_optimizer(config.learning_rate, config.grad_clip_norm)
     actor_opt = make_optimizer(
         config.actor_learning_rate or config.learning_rate, config.grad_clip_norm

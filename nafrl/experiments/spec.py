@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nafrl.config import FIELD_NAMES, ConfigError, make_config, validate_for_algo
+from nafrl.config import (
+    FIELD_NAMES,
+    ConfigError,
+    identity_dict,
+    make_config,
+    validate_for_algo,
+)
 from nafrl.errors import NafrlError
 from nafrl.runs import ALGOS, BUDGET_KINDS, RunError, RunSpec
 
@@ -143,6 +149,7 @@ def load_spec(path: str | Path) -> SweepSpec:
 def run_id(spec: RunSpec, point: Mapping[str, Any]) -> str:
     """Stable id: readable prefix + hash of the run's content (all but its budget)."""
     content = {k: v for k, v in spec.to_dict().items() if k != "budget"}
+    content["config"] = identity_dict(spec.config)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
     task = spec.env.split("/")[-1].lower()
     parts = [spec.algo, task]

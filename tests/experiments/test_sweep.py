@@ -267,3 +267,27 @@ def test_a_run_rejected_before_its_folder_exists_is_reported_failed_then_retried
     res = execute(entry, str(folder))
     assert res["status"] == "done", res
     assert not (folder / "failed.json").exists()
+
+
+def test_an_added_option_at_its_neutral_value_keeps_run_ids_and_resumes_old_folders(
+    tmp_path: Path,
+) -> None:
+    """Adding an opt-in Config field must not orphan existing run folders: at its neutral
+    value it is left out of the run id, and a config.json written before it existed (the
+    key absent) still resumes; set to another value it is a different run."""
+    from nafrl.config import ADDED_FIELDS, identity_dict, make_config
+    from nafrl.runs import RunError, RunSpec, _check_same_run
+
+    assert ADDED_FIELDS, "nothing to test"
+    base = make_config()
+    spec = RunSpec("naf", "Pendulum-v1", 0, {"steps": 100}, base)
+    record = spec.to_dict()
+    for name, neutral in ADDED_FIELDS.items():
+        assert getattr(base, name) == neutral
+        assert name not in identity_dict(base)
+        del record["config"][name]  # a folder from before the field existed
+    _check_same_run(record, spec, tmp_path)  # accepted
+    other = RunSpec("naf", "Pendulum-v1", 0, {"steps": 100}, make_config(layer_norm=True))
+    assert identity_dict(other.config)["layer_norm"] is True
+    with pytest.raises(RunError, match="layer_norm"):
+        _check_same_run(record, other, tmp_path)
