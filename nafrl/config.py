@@ -66,6 +66,10 @@ class Config:
     (4k env steps in all at 0.005, 20k at 0.001), and with 0.001 NAF failed on 2 of 5 seeds
     of Pendulum-v1 in 12k steps (mu stuck in tanh's tails) where 0.005 learned on 5 of 5
     (bench/results/reliability/)."""
+    clip_target: bool = False
+    """Clip the TD target to the returns the rewards seen allow, [min(r_min, 0),
+    max(r_max, 0)] / (1 - gamma): not in the paper; issue 13 measures it against the
+    divergence of V."""
     grad_clip_norm: float = 0.0
     """Clip gradients to this global norm (0 disables); guards against divergence."""
 
@@ -222,7 +226,7 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 #: Fields added after run folders were first recorded, with the value that keeps the earlier
 #: behaviour. A config.json without one of them reads as that value, and run ids leave them
 #: out at that value, so adding an opt-in option neither orphans nor refuses existing runs.
-ADDED_FIELDS: dict[str, Any] = {"layer_norm": False}
+ADDED_FIELDS: dict[str, Any] = {"layer_norm": False, "clip_target": False}
 
 
 def identity_dict(config: Config) -> dict[str, Any]:

@@ -34,3 +34,5 @@ class TrainState(NamedTuple):
     actor_params: Params = None  # DDPG only
     target_actor_params: Params = None
     actor_opt_state: Any = None
+    # (2,) smallest and largest reward seen in minibatches, with ``Config.clip_target``.
+    reward_range: Any = None

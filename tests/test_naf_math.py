@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nafrl.agents import naf
+from nafrl.agents.common import initial_reward_range, widen_reward_range
 from nafrl.config import Config
 from nafrl.networks import (
     NAFNetwork,
@@ -133,6 +134,34 @@ def test_loss_matches_numpy_reference():
     loss, _ = naf.td_loss(net, params, target, batch, 0.9)
     ref = _numpy_loss(net.apply(params, batch.obs), net.apply(target, batch.next_obs).V, batch, 0.9)
     np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [1e6, -1e6])
+def test_clip_target_bounds_y_by_the_returns_the_rewards_allow(bias: float) -> None:
+    """With clip_target, y = r + gamma V' is clipped to [min(r_min, 0), max(r_max, 0)] /
+    (1 - gamma); a target network whose V' is absurdly large (or small) gives exactly the
+    bound, and a V' inside the interval is left alone (the loss equals the reference)."""
+    cfg = Config(hidden_sizes=(16, 16), clip_target=True)
+    net = naf.make_network(cfg, 2)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    target = net.init(jax.random.PRNGKey(1), jnp.zeros((1, 4)))
+    rng = np.random.default_rng(0)
+    batch = _batch(rng, 8, 4, 2, np.zeros(8))
+    gamma = 0.9
+    rr = widen_reward_range(initial_reward_range(cfg), batch.reward)
+    assert rr is not None
+    np.testing.assert_allclose(rr, [batch.reward.min(), batch.reward.max()])
+    inside, _ = naf.td_loss(net, params, target, batch, gamma, rr)
+    ref = _numpy_loss(
+        net.apply(params, batch.obs), net.apply(target, batch.next_obs).V, batch, gamma
+    )
+    np.testing.assert_allclose(float(inside), ref, rtol=1e-5)
+    far = jax.tree.map(lambda a: a, target)
+    far["params"]["StackedMLP_0"]["b_out0"] = jnp.full((1,), bias)
+    _, (_, out, td) = naf.td_loss(net, params, far, batch, gamma, rr)
+    bound = (max(float(rr[1]), 0.0) if bias > 0 else min(float(rr[0]), 0.0)) / (1 - gamma)
+    q = np.asarray(q_value(out, jnp.asarray(batch.action)))
+    np.testing.assert_allclose(np.asarray(td) + q, bound, rtol=1e-5)
 
 
 def test_truncated_and_terminated_targets_differ():

@@ -41,6 +41,36 @@ def soft_update(target: Any, online: Any, tau: float) -> Any:
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 
+def initial_reward_range(config: Config) -> jax.Array | None:
+    """The empty reward range (+inf, -inf) when ``config.clip_target``, else None."""
+    return jnp.array([jnp.inf, -jnp.inf], jnp.float32) if config.clip_target else None
+
+
+def widen_reward_range(reward_range: jax.Array | None, reward: jax.Array) -> jax.Array | None:
+    """The reward range widened by a minibatch's rewards (None stays None)."""
+    if reward_range is None:
+        return None
+    return jnp.stack(
+        [
+            jnp.minimum(reward_range[0], jnp.min(reward)),
+            jnp.maximum(reward_range[1], jnp.max(reward)),
+        ]
+    )
+
+
+def clip_target(y: jax.Array, reward_range: jax.Array | None, gamma: float) -> jax.Array:
+    """With a reward range, clip the TD target y to the discounted returns those rewards
+    allow, [min(r_min, 0), max(r_max, 0)] / (1 - gamma) (0 for termination). No value outside
+    that interval is a possible V or Q, so the clip changes only targets that are already
+    wrong, and it cuts the feedback by which an overestimated V' raises the next targets
+    (issue 13). Without one (None), y is unchanged."""
+    if reward_range is None:
+        return y
+    scale = 1.0 / (1.0 - gamma)
+    lo = jnp.minimum(reward_range[0], 0.0) * scale
+    return jnp.clip(y, lo, jnp.maximum(reward_range[1], 0.0) * scale)
+
+
 class StepOutput(NamedTuple):
     state: TrainState
     noise: jax.Array  # the exploration process state (du,)

@@ -18,7 +18,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nafrl.agents.common import Agent, make_optimizer, soft_update
+from nafrl.agents.common import (
+    Agent,
+    clip_target,
+    initial_reward_range,
+    make_optimizer,
+    soft_update,
+    widen_reward_range,
+)
 from nafrl.config import Config
 from nafrl.networks import Actor, Critic
 from nafrl.types import Batch, TrainState
@@ -54,6 +61,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             actor_params=actor_vars,
             target_actor_params=jax.tree.map(jnp.array, actor_vars),
             actor_opt_state=actor_opt.init(actor_vars["params"]),
+            reward_range=initial_reward_range(config),
         )
 
     def policy(
@@ -68,6 +76,8 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         u_next = actor.apply(state.target_actor_params, batch.next_obs, train=False)
         q_next = critic.apply(state.target_params, batch.next_obs, u_next, train=False)
         y = batch.reward + config.gamma * (1.0 - batch.terminated) * q_next
+        reward_range = widen_reward_range(state.reward_range, batch.reward)
+        y = clip_target(y, reward_range, config.gamma)
 
         def critic_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
             q, upd = _apply(
@@ -113,6 +123,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             actor_params=actor_vars,
             target_actor_params=soft_update(state.target_actor_params, actor_vars, config.tau),
             actor_opt_state=actor_opt_state,
+            reward_range=reward_range,
         )
         metrics = {
             "q_loss": q_loss,

@@ -22,7 +22,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nafrl.agents.common import Agent, make_optimizer, soft_update
+from nafrl.agents.common import (
+    Agent,
+    clip_target,
+    initial_reward_range,
+    make_optimizer,
+    soft_update,
+    widen_reward_range,
+)
 from nafrl.config import Config
 from nafrl.networks import NAFNetwork, NAFOutputs, q_value
 from nafrl.types import Batch, TrainState
@@ -40,12 +47,18 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
 
 
 def td_loss(
-    net: NAFNetwork, params: Any, target_params: Any, batch: Batch, gamma: float
+    net: NAFNetwork,
+    params: Any,
+    target_params: Any,
+    batch: Batch,
+    gamma: float,
+    reward_range: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[dict[str, Any], NAFOutputs, jax.Array]]:
     """Algorithm 1's loss L = 1/N sum_i (y_i - Q(x_i, u_i))^2, y_i = r_i + gamma V'(x_{i+1}).
 
-    Returns the loss and (updated batch-norm statistics, the online outputs, the TD errors
-    y_i - Q(x_i, u_i)).
+    With a ``reward_range`` (``Config.clip_target``) y is clipped to the possible returns
+    (:func:`nafrl.agents.common.clip_target`). Returns the loss and (updated batch-norm
+    statistics, the online outputs, the TD errors y_i - Q(x_i, u_i)).
     """
     # flax annotates apply()'s result as `Any | tuple[output, collections]` whatever
     # `mutable` is: with `mutable` it is the pair, without it the output alone.
@@ -60,6 +73,7 @@ def td_loss(
         out, updates = cast(NAFOutputs, net.apply(params, batch.obs, train=True)), {}
     v_next = net.apply(target_params, batch.next_obs, train=False, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
+    y = clip_target(y, reward_range, gamma)
     td = y - q_value(out, batch.action)
     loss = jnp.mean(td**2)
     return loss, (updates, out, td)
@@ -78,6 +92,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             target_params=jax.tree.map(jnp.array, variables),  # theta' <- theta
             opt_state=optimizer.init(variables["params"]),
             step=jnp.zeros((), jnp.int32),
+            reward_range=initial_reward_range(config),
         )
 
     def policy(
@@ -88,9 +103,16 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         return out.mu, out.L
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        reward_range = widen_reward_range(state.reward_range, batch.reward)
+
         def loss_of(p: Any) -> tuple[jax.Array, Any]:
             return td_loss(
-                net, {**state.params, "params": p}, state.target_params, batch, config.gamma
+                net,
+                {**state.params, "params": p},
+                state.target_params,
+                batch,
+                config.gamma,
+                reward_range,
             )
 
         (loss, (bn_updates, out, td)), grads = jax.value_and_grad(loss_of, has_aux=True)(
@@ -107,6 +129,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             target_params=soft_update(state.target_params, params, config.tau),
             opt_state=opt_state,
             step=state.step + 1,
+            reward_range=reward_range,
         )
         # diag(P) = row norms of L squared; its size against |TD| shows whether the advantage
         # term dominates the fit (issue 13's diagnosis).
