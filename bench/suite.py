@@ -303,6 +303,22 @@ def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path
         raise SystemExit(1)
 
 
+def _cumulative_train_time(rows: list[dict[str, str]]) -> dict[int, float]:
+    """Episode -> training seconds so far. Checkpoints written before the time split was saved
+    restarted it from zero on resume: a drop in the series is such a resume, and the time
+    before it is added back (episodes redone after the last checkpoint count twice, as they
+    cost twice)."""
+    out: dict[int, float] = {}
+    offset, prev = 0.0, 0.0
+    for r in rows:
+        t = sum(float(r[k] or 0) for k in TRAIN_TIME)
+        if t < prev:
+            offset += prev
+        prev = t
+        out[int(r["episode"])] = offset + t
+    return out
+
+
 def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(agent, task) -> finished runs [{seed, steps[], returns[], wall[], final, budget}]."""
     from nafrl.runs import read_json
@@ -316,10 +332,7 @@ def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
         wall = np.array([float(r["wall_time"]) for r in rows])
         if (folder / "episodes.csv").is_file():  # ours: training time at each test
             with open(folder / "episodes.csv") as f:
-                ep = {
-                    int(r["episode"]): sum(float(r[k] or 0) for k in TRAIN_TIME)
-                    for r in csv.DictReader(f)
-                }
+                ep = _cumulative_train_time(list(csv.DictReader(f)))
             last = ep[max(ep)]
             wall = np.array([ep.get(int(r["episode"]), last) for r in rows])
         out.setdefault((agent, task), []).append(

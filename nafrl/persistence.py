@@ -64,6 +64,7 @@ class Header:
     num_timesteps: int
     num_episodes: int
     wall_time: float
+    time_split: dict[str, float]
     env_seeded: bool
     replay_rng: dict[str, Any]
     env_rng: dict[str, Any] | None
@@ -98,6 +99,7 @@ def save_agent(agent: OffPolicyAgent, path: str | os.PathLike) -> Path:
         "num_timesteps": agent.num_timesteps,
         "num_episodes": agent.num_episodes,
         "wall_time": agent.wall_time,
+        "time_split": agent.time_split(),
         "env_seeded": agent._env_seeded,
         "replay_rng": agent.rng.bit_generator.state,
         "env_rng": env_rng_state(agent.env),
@@ -181,6 +183,13 @@ def restore(
         model.rng = replay_rng
     model.num_timesteps, model.num_episodes = header.num_timesteps, header.num_episodes
     model.wall_time = header.wall_time
+    # The cumulative time split goes on across a resume, like wall_time (checkpoints
+    # written before it was saved start it again from zero).
+    model.timers["env"] = header.time_split.get("time_env", 0.0)
+    model.timers["update"] = header.time_split.get("time_update", 0.0)
+    if model.model_based is not None:
+        model.model_based.timers["model_fit"] = header.time_split.get("time_model_fit", 0.0)
+        model.model_based.timers["imagination"] = header.time_split.get("time_imagination", 0.0)
     model._env_seeded = header.env_seeded
     if header.env_rng is not None:
         model.env.unwrapped.np_random = _generator(header.env_rng, "env_rng", path)
@@ -272,6 +281,18 @@ def parse_header(meta: Mapping[str, Any], path: Any = "checkpoint") -> Header:
         "a finite number >= 0",
         0.0,
     )
+    time_split = get(
+        "time_split",
+        lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(k, str) and _real(x) and math.isfinite(x) and x >= 0
+                for k, x in v.items()
+            )
+        ),
+        "an object of finite numbers >= 0",
+        {},
+    )
     env_seeded = get("env_seeded", lambda v: isinstance(v, bool), "true or false")
     replay_rng = get("replay_rng", _is_rng_state, "a NumPy bit-generator state")
     env_rng = get(
@@ -285,6 +306,7 @@ def parse_header(meta: Mapping[str, Any], path: Any = "checkpoint") -> Header:
         num_timesteps=int(counts["num_timesteps"]),
         num_episodes=int(counts["num_episodes"]),
         wall_time=float(wall_time),
+        time_split={k: float(x) for k, x in time_split.items()},
         env_seeded=env_seeded,
         replay_rng=replay_rng,
         env_rng=env_rng,

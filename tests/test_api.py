@@ -79,6 +79,8 @@ def test_save_load_identical_actions_and_state(cls, options, tmp_path):
     assert loaded.num_timesteps == 500 and len(loaded.buffer) == 500
     np.testing.assert_array_equal(loaded.buffer.data["obs"][:500], m.buffer.data["obs"][:500])
     assert loaded.config == m.config
+    # The cumulative time split goes on from where it was (it was reset on resume once).
+    assert loaded.time_split() == m.time_split() and m.time_split()["time_update"] > 0
     # Loading through the base class dispatches on the stored algorithm.
     assert type(nafrl.api.OffPolicyAgent.load(path)) is cls
     other = nafrl.DDPG if cls is nafrl.NAF else nafrl.NAF
