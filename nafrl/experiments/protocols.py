@@ -74,8 +74,9 @@ LAPTOP: dict[str, str] = {
 
 #: Learning settings every protocol pins, so that a later change of a library default (issue 13
 #: tunes them) does not silently change a reproduction: section 6's stated values (2 x 200
-#: ReLU, I = 5 updates per step) and our values where the paper states none (tau, minibatch,
-#: gamma, learning_starts: the defaults of 2026-12-01).
+#: ReLU, I = 5 updates per step), our values where the paper states none (tau, minibatch,
+#: gamma, learning_starts: the defaults of 2026-12-01), and no departure from the paper's
+#: method (no layer norm, no target clip).
 PINNED: dict[str, Any] = {
     "hidden_sizes": (200, 200),
     "updates_per_step": 5,
@@ -83,6 +84,9 @@ PINNED: dict[str, Any] = {
     "gamma": 0.99,
     "tau": 0.005,
     "learning_starts": 1_000,
+    # The paper's method: none of issue 13's departures.
+    "layer_norm": False,
+    "clip_target": False,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
