@@ -215,10 +215,12 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them. A field of
+        :data:`ADDED_FIELDS` that the record lacks (written before the field existed) takes
+        its neutral value, the behaviour the record was made with, not today's default."""
         if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
             raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
-        return make_config(**d)
+        return make_config(**{**{k: v for k, v in ADDED_FIELDS.items() if k not in d}, **d})
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))

@@ -291,3 +291,17 @@ def test_an_added_option_at_its_neutral_value_keeps_run_ids_and_resumes_old_fold
     assert identity_dict(other.config)["layer_norm"] is True
     with pytest.raises(RunError, match="layer_norm"):
         _check_same_run(record, other, tmp_path)
+
+
+def test_a_record_without_an_added_field_reads_as_its_neutral_value(monkeypatch) -> None:
+    """A config.json written before a field existed ran without it: it must read as the
+    field's neutral value even when today's default differs (here a stand-in neutral value
+    of True against the default False)."""
+    import nafrl.config as config_module
+
+    monkeypatch.setitem(config_module.ADDED_FIELDS, "layer_norm", True)
+    record = config_module.Config().to_dict()
+    del record["layer_norm"]
+    assert config_module.Config().layer_norm is False
+    assert config_module.Config.from_dict(record).layer_norm is True
+    assert config_module.Config.from_dict({**record, "layer_norm": False}).layer_norm is False
