@@ -305,3 +305,30 @@ def test_a_record_without_an_added_field_reads_as_its_neutral_value(monkeypatch)
     assert config_module.Config().layer_norm is False
     assert config_module.Config.from_dict(record).layer_norm is True
     assert config_module.Config.from_dict({**record, "layer_norm": False}).layer_norm is False
+
+
+def test_a_sweep_recorded_before_an_added_field_existed_still_resumes(
+    full_sweep: Path, tmp_path: Path, spec_file: Path
+) -> None:
+    """sweep.json written before an ADDED_FIELDS option existed lacks it in every run's
+    config; rerunning the same spec must accept it (and skip the finished runs), while a
+    record with the option at another value is another sweep."""
+    import json
+    import shutil
+
+    from nafrl.config import ADDED_FIELDS
+    from nafrl.experiments.spec import SpecError as _SpecError
+
+    out = tmp_path / "sweep"
+    shutil.copytree(full_sweep, out)
+    manifest = json.loads((out / "sweep.json").read_text())
+    for entry in manifest["runs"]:
+        for name in ADDED_FIELDS:
+            del entry["config"][name]
+    (out / "sweep.json").write_text(json.dumps(manifest))
+    summary = run_sweep(spec_file, out, workers=1)
+    assert summary.done == summary.total == 4 and not summary.failed
+    manifest["runs"][0]["config"]["layer_norm"] = True
+    (out / "sweep.json").write_text(json.dumps(manifest))
+    with pytest.raises(_SpecError, match="runs differ"):
+        run_sweep(spec_file, out, workers=1)
