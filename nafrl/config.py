@@ -220,7 +220,7 @@ class Config:
         its neutral value, the behaviour the record was made with, not today's default."""
         if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
             raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
-        return make_config(**{**{k: v for k, v in ADDED_FIELDS.items() if k not in d}, **d})
+        return make_config(**with_added_fields(d))
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
@@ -229,6 +229,11 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 #: behaviour. A config.json without one of them reads as that value, and run ids leave them
 #: out at that value, so adding an opt-in option neither orphans nor refuses existing runs.
 ADDED_FIELDS: dict[str, Any] = {"layer_norm": False, "clip_target": False}
+
+
+def with_added_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config dict with the :data:`ADDED_FIELDS` it lacks at their neutral values."""
+    return {**{k: v for k, v in ADDED_FIELDS.items() if k not in record}, **record}
 
 
 def identity_dict(config: Config) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nafrl.config import ADDED_FIELDS, ALGOS, Config, ConfigError
+from nafrl.config import ALGOS, Config, ConfigError, with_added_fields
 from nafrl.errors import NafrlError
 
 if TYPE_CHECKING:
@@ -443,8 +443,7 @@ def _check_same_run(recorded: Any, spec: RunSpec, folder: Path) -> None:
         for k in ("algo", "env", "seed", "eval_episodes")
         if recorded[k] != want[k]
     ]
-    rc = recorded["config"] if isinstance(recorded["config"], dict) else {}
-    rc = {**{k: v for k, v in ADDED_FIELDS.items() if k not in rc}, **rc}
+    rc = with_added_fields(recorded["config"] if isinstance(recorded["config"], dict) else {})
     diffs += [
         f"{k}: {rc.get(k)!r} in the folder, {v!r} here"
         for k, v in want["config"].items()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nafrl.config import ADDED_FIELDS
+from nafrl.config import with_added_fields
 from nafrl.experiments.spec import PlannedRun, SpecError, SweepSpec, expand
 from nafrl.runs import read_json, write_json_atomic
 
@@ -379,15 +379,14 @@ def _entry(r: PlannedRun) -> dict[str, Any]:
 
 def _same_runs(old: Any, new: list[dict[str, Any]]) -> bool:
     """Whether a recorded run list is this one. A config recorded before a field of
-    :data:`ADDED_FIELDS` existed lacks it and reads as its neutral value."""
+    :data:`nafrl.config.ADDED_FIELDS` existed lacks it and reads as its neutral value."""
     if not isinstance(old, list) or len(old) != len(new):
         return False
 
     def norm(e: Any) -> Any:
         if not isinstance(e, dict) or not isinstance(e.get("config"), dict):
             return e
-        missing = {k: v for k, v in ADDED_FIELDS.items() if k not in e["config"]}
-        return {**e, "config": {**missing, **e["config"]}}
+        return {**e, "config": with_added_fields(e["config"])}
 
     return all(norm(a) == norm(b) for a, b in zip(old, new, strict=True))
 
