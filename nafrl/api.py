@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -358,6 +358,14 @@ class OffPolicyAgent:
             "time_model_fit": mb.get("model_fit", 0.0),
             "time_imagination": mb.get("imagination", 0.0),
         }
+
+    def restore_time_split(self, split: Mapping[str, float]) -> None:
+        """Inverse of :meth:`time_split` (a resumed run goes on counting); missing keys are 0."""
+        self.timers["env"] = split.get("time_env", 0.0)
+        self.timers["update"] = split.get("time_update", 0.0)
+        if self.model_based is not None:
+            self.model_based.timers["model_fit"] = split.get("time_model_fit", 0.0)
+            self.model_based.timers["imagination"] = split.get("time_imagination", 0.0)
 
     def evaluate(self, episodes: int = 5) -> dict[str, float]:
         """Run deterministic test episodes (mu(x), no noise) from fixed seeds; log the mean."""

@@ -183,13 +183,9 @@ def restore(
         model.rng = replay_rng
     model.num_timesteps, model.num_episodes = header.num_timesteps, header.num_episodes
     model.wall_time = header.wall_time
-    # The cumulative time split goes on across a resume, like wall_time (checkpoints
-    # written before it was saved start it again from zero).
-    model.timers["env"] = header.time_split.get("time_env", 0.0)
-    model.timers["update"] = header.time_split.get("time_update", 0.0)
-    if model.model_based is not None:
-        model.model_based.timers["model_fit"] = header.time_split.get("time_model_fit", 0.0)
-        model.model_based.timers["imagination"] = header.time_split.get("time_imagination", 0.0)
+    # Like wall_time, the time split goes on across a resume (from zero for checkpoints
+    # written before it was saved).
+    model.restore_time_split(header.time_split)
     model._env_seeded = header.env_seeded
     if header.env_rng is not None:
         model.env.unwrapped.np_random = _generator(header.env_rng, "env_rng", path)
