@@ -11,29 +11,20 @@ processes fall on both alike.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import jax
 import numpy as np
+from reliability import parse_variant  # bench/ is on the path when run as a script
 
 from nafrl.agents import naf
 from nafrl.config import make_config
 from nafrl.types import Batch
 
 
-def _parse(option: str) -> dict[str, object]:
-    key, _, raw = option.partition("=")
-    value: object = {"true": True, "false": False}.get(raw.lower(), raw)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value) if "." in value or "e" in value else int(value)
-    return {key: value}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--option", required=True)
+    ap.add_argument("--option", required=True, help="field=value[,field=value...]")
     ap.add_argument("--obs", type=int, default=17)
     ap.add_argument("--act", type=int, default=6)
     ap.add_argument("--updates", type=int, default=400)
@@ -49,7 +40,7 @@ def main() -> None:
         np.zeros((I, m), np.float32),
     )
     runners = {}
-    for name, overrides in (("defaults", {}), (args.option, _parse(args.option))):
+    for name, overrides in (("defaults", {}), (args.option, parse_variant(args.option)[1])):
         agent = naf.make(make_config(**overrides), args.obs, args.act)
 
         def many(state, b, agent=agent):  # noqa: ANN001, ANN202
