@@ -7,14 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NAFRL=${NAFRL:-.venv/bin/nafrl}
 WORKERS=${WORKERS:-2}
-for p in "${@:-fig3 section63 table2 table1}"; do
-  for name in $p; do
-    out=bench/results/paper/$name
-    mkdir -p "$out"
-    echo "== $name ($(date -u +%FT%TZ))"
-    "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS"
-    "$NAFRL" sweep report "$out/work"
-    cp "$out/work/report.md" "$out/work/report.json" "$out/"
-    rm -rf "$out/figures" && cp -r "$out/work/figures" "$out/figures"
-  done
+[ $# -gt 0 ] || set -- fig3 section63 table2 table1
+for name in "$@"; do
+  out=bench/results/paper/$name
+  mkdir -p "$out"
+  echo "== $name ($(date -u +%FT%TZ))"
+  "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS"
+  "$NAFRL" sweep report "$out/work"
+  cp "$out/work/report.md" "$out/work/report.json" "$out/"
+  rm -rf "$out/figures" && cp -r "$out/work/figures" "$out/figures"
 done
