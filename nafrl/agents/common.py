@@ -41,6 +41,23 @@ def soft_update(target: Any, online: Any, tau: float) -> Any:
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 
+def apply_in_update(module: Any, variables: Any, *args: jax.Array, **kwargs: Any) -> Any:
+    """Evaluate a network inside an update: with batch norm, by the statistics of this batch.
+
+    The online network's Q is computed with the minibatch's statistics (train mode), so the
+    other side of the Bellman equation (the target's V' or Q'(x', pi'(x'))) is computed the
+    same way: with the target network's running statistics instead, the two sides are
+    different functions of the state, and V diverged (10^4 within 15k steps on canada2d, for
+    NAF and DDPG; bench/results/reliability/canada2d/README.md). Running statistics serve
+    acting only. The statistics update of this call is dropped. Without batch norm this is
+    ``module.apply``.
+    """
+    if "batch_stats" not in variables:
+        return module.apply(variables, *args, **kwargs)
+    out, _ = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
+    return out
+
+
 def initial_reward_range(config: Config) -> jax.Array | None:
     """The empty reward range (+inf, -inf) when ``config.clip_target``, else None."""
     return jnp.array([jnp.inf, -jnp.inf], jnp.float32) if config.clip_target else None

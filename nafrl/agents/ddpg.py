@@ -7,7 +7,10 @@ Departures from Lillicrap et al., documented choices:
 - the action enters the critic at the input layer (not the second layer);
 - ``learning_rate`` (default 1e-3) for the critic and ``actor_learning_rate`` (default 1e-4)
   for the actor, as in Lillicrap et al.; no L2 weight decay on the critic;
-- truncated episodes bootstrap from Q'(x', pi'(x')); only true terminal states stop it.
+- truncated episodes bootstrap from Q'(x', pi'(x')); only true terminal states stop it;
+- with batch norm, every network evaluated inside an update (the targets, the critic in the
+  actor's loss) uses the statistics of its batch, as the trained critic does
+  (:func:`nafrl.agents.common.apply_in_update`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import optax
 
 from nafrl.agents.common import (
     Agent,
+    apply_in_update,
     clip_target,
     initial_reward_range,
     make_optimizer,
@@ -73,8 +77,8 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         # Critic: y = r + gamma (1 - terminated) Q'(x', pi'(x')).
-        u_next = actor.apply(state.target_actor_params, batch.next_obs, train=False)
-        q_next = critic.apply(state.target_params, batch.next_obs, u_next, train=False)
+        u_next = apply_in_update(actor, state.target_actor_params, batch.next_obs)
+        q_next = apply_in_update(critic, state.target_params, batch.next_obs, u_next)
         y = batch.reward + config.gamma * (1.0 - batch.terminated) * q_next
         reward_range = widen_reward_range(state.reward_range, batch.reward)
         y = clip_target(y, reward_range, config.gamma)
@@ -100,7 +104,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         # Actor: maximise Q(x, pi(x)) through the updated critic.
         def actor_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
             u, upd = _apply(actor, {**state.actor_params, "params": p}, batch.obs, train=True)
-            q_pi = cast(jax.Array, critic.apply(critic_vars, batch.obs, u, train=False))
+            q_pi = cast(jax.Array, apply_in_update(critic, critic_vars, batch.obs, u))
             return -jnp.mean(q_pi), (upd, u)
 
         (pi_loss, (a_upd, u_pi)), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(

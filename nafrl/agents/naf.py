@@ -12,6 +12,8 @@ Departures from the paper, all documented choices:
 - The target is y = r + gamma (1 - terminated) V'(x'): episodes cut by a time limit
   (Gymnasium ``truncated``) are bootstrapped; only true terminal states stop it.
 - Optional global-norm gradient clipping (off by default).
+- With batch norm, the target's V' uses the statistics of the next-state batch, as Q uses
+  those of the batch (the paper does not say; running statistics there made V diverge).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import optax
 
 from nafrl.agents.common import (
     Agent,
+    apply_in_update,
     clip_target,
     initial_reward_range,
     make_optimizer,
@@ -71,7 +74,7 @@ def td_loss(
         )
     else:
         out, updates = cast(NAFOutputs, net.apply(params, batch.obs, train=True)), {}
-    v_next = net.apply(target_params, batch.next_obs, train=False, value_only=True)
+    v_next = apply_in_update(net, target_params, batch.next_obs, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
     y = clip_target(y, reward_range, gamma)
     td = y - q_value(out, batch.action)
