@@ -51,6 +51,7 @@ How to add a task
 from __future__ import annotations
 
 import atexit
+import copy
 import math
 import weakref
 from collections.abc import Callable, Mapping
@@ -195,13 +196,31 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         if not np.all(self.model.actuator_ctrllimited):
             raise ValueError(f"{self.xml_file}: every actuator needs a ctrlrange (ctrllimited)")
         self._act_shape = (nu,)
-        self._ctrl = self.data.ctrl
+        self._bind_views()
         self._mj_state_size = mujoco.mj_stateSize(self.model, _STATE_SPEC)
         self._t = 0
         self._obs: np.ndarray = np.zeros(self.obs_size)
         self._x: list[float] = self._obs.tolist()
         self._needs_reset = True
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.dt))}
+
+    def _bind_views(self) -> None:
+        """Keep views into ``self.data`` (fast reads and writes on the hot path).
+
+        Subclasses that keep their own views extend this (calling super). It runs again on
+        a deep copy, whose views would otherwise be detached copies of the original's
+        arrays: a copied env (a test env made by ``copy.deepcopy``) then wrote its actions to
+        a dead array and observed a frozen target.
+        """
+        self._ctrl = self.data.ctrl
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MujocoTaskEnv:
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            object.__setattr__(new, key, copy.deepcopy(value, memo))
+        new._bind_views()
+        return new
 
     # ------------------------------------------------------------------ task hooks
     def _load_model(self) -> mujoco.MjModel:

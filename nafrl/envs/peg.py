@@ -65,10 +65,13 @@ class PegEnv(MujocoTaskEnv):
 
     def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
-        self._qpos, self._qvel = self.data.qpos, self.data.qvel
-        self._tip = self.data.site("tip").xpos
         hole = self.model.site("hole").pos[:2]
         assert np.allclose(hole, HOLE), "peg.xml hole site and HOLE disagree"
+
+    def _bind_views(self) -> None:
+        super()._bind_views()
+        self._qpos, self._qvel = self.data.qpos, self.data.qvel
+        self._tip = self.data.site("tip").xpos
 
     def _reset_task(self, rng: np.random.Generator) -> None:
         self.data.qpos[:] = np.asarray(Q_START) + rng.uniform(-0.1, 0.1, size=3)

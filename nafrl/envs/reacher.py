@@ -58,6 +58,9 @@ class ReacherEnv(MujocoTaskEnv):
 
     def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
         super().__init__(render_mode, width, height)
+
+    def _bind_views(self) -> None:
+        super()._bind_views()
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
         self._tip = self.data.site("tip").xpos
         self._target = self.data.mocap_pos[0]
