@@ -339,3 +339,22 @@ def test_test_episodes_of_different_training_seeds_are_disjoint():
     m.evaluate(3)
     base = evaluation_seed(3, 3)
     assert Spy.seen == [base, base + 1, base + 2]
+
+
+@pytest.mark.parametrize("task", ["nafrl/ReacherSingle-v1", "Pendulum-v1"])
+def test_evaluate_scores_the_policy_on_a_fresh_env(task):
+    """evaluate() returns what the same deterministic policy scores on a freshly made env
+    with the same test seeds (its test env once was a copy that could not move the arm)."""
+    from nafrl.env_utils import make_env
+    from nafrl.rollout import evaluation_seed
+
+    m = nafrl.NAF(task, seed=2, **SMALL)
+    m.learn(300)  # a policy that is not the initial one
+    got = m.evaluate(episodes=2)["test_return"]
+    expected = evaluate_policy(
+        lambda o: m.predict(o, deterministic=True)[0],
+        make_env(task),
+        2,
+        seed=evaluation_seed(2, 2),
+    )
+    assert got == pytest.approx(float(np.mean(expected)), rel=1e-6, abs=1e-9)
