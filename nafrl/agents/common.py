@@ -41,6 +41,16 @@ def soft_update(target: Any, online: Any, tau: float) -> Any:
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 
+def apply_train(
+    module: Any, variables: Any, *args: jax.Array, **kwargs: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Train-mode ``module.apply``: with batch norm, normalised by this batch's statistics,
+    and the running-statistics update ({} without batch norm)."""
+    if "batch_stats" not in variables:
+        return module.apply(variables, *args, train=True, **kwargs), {}
+    return module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
+
+
 def apply_in_update(module: Any, variables: Any, *args: jax.Array, **kwargs: Any) -> Any:
     """Evaluate a network inside an update: with batch norm, by the statistics of this batch.
 
@@ -52,10 +62,7 @@ def apply_in_update(module: Any, variables: Any, *args: jax.Array, **kwargs: Any
     acting only. The statistics update of this call is dropped. Without batch norm this is
     ``module.apply``.
     """
-    if "batch_stats" not in variables:
-        return module.apply(variables, *args, **kwargs)
-    out, _ = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
-    return out
+    return apply_train(module, variables, *args, **kwargs)[0]
 
 
 def initial_reward_range(config: Config) -> jax.Array | None:

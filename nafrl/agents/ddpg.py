@@ -24,6 +24,7 @@ import optax
 from nafrl.agents.common import (
     Agent,
     apply_in_update,
+    apply_train,
     clip_target,
     initial_reward_range,
     make_optimizer,
@@ -33,12 +34,6 @@ from nafrl.agents.common import (
 from nafrl.config import Config
 from nafrl.networks import Actor, Critic
 from nafrl.types import Batch, TrainState
-
-
-def _apply(module: Any, variables: Any, *args: jax.Array, train: bool) -> tuple[Any, dict]:
-    if train and "batch_stats" in variables:
-        return module.apply(variables, *args, train=True, mutable=["batch_stats"])
-    return module.apply(variables, *args, train=train), {}
 
 
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
@@ -84,9 +79,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         y = clip_target(y, reward_range, config.gamma)
 
         def critic_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
-            q, upd = _apply(
-                critic, {**state.params, "params": p}, batch.obs, batch.action, train=True
-            )
+            q, upd = apply_train(critic, {**state.params, "params": p}, batch.obs, batch.action)
             return jnp.mean((y - q) ** 2), (upd, q)
 
         (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
@@ -103,7 +96,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
 
         # Actor: maximise Q(x, pi(x)) through the updated critic.
         def actor_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
-            u, upd = _apply(actor, {**state.actor_params, "params": p}, batch.obs, train=True)
+            u, upd = apply_train(actor, {**state.actor_params, "params": p}, batch.obs)
             q_pi = cast(jax.Array, apply_in_update(critic, critic_vars, batch.obs, u))
             return -jnp.mean(q_pi), (upd, u)
 

@@ -27,6 +27,7 @@ import optax
 from nafrl.agents.common import (
     Agent,
     apply_in_update,
+    apply_train,
     clip_target,
     initial_reward_range,
     make_optimizer,
@@ -63,17 +64,8 @@ def td_loss(
     (:func:`nafrl.agents.common.clip_target`). Returns the loss and (updated batch-norm
     statistics, the online outputs, the TD errors y_i - Q(x_i, u_i)).
     """
-    # flax annotates apply()'s result as `Any | tuple[output, collections]` whatever
-    # `mutable` is: with `mutable` it is the pair, without it the output alone.
     out: NAFOutputs
-    updates: dict[str, Any]
-    if "batch_stats" in params:
-        out, updates = cast(
-            tuple[NAFOutputs, dict[str, Any]],
-            net.apply(params, batch.obs, train=True, mutable=["batch_stats"]),
-        )
-    else:
-        out, updates = cast(NAFOutputs, net.apply(params, batch.obs, train=True)), {}
+    out, updates = apply_train(net, params, batch.obs)
     v_next = apply_in_update(net, target_params, batch.next_obs, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
     y = clip_target(y, reward_range, gamma)
@@ -101,7 +93,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     def policy(
         state: TrainState, obs: jax.Array, with_precision: bool = True
     ) -> tuple[jax.Array, jax.Array | None]:
-        heads = "policy" if with_precision else "mu"  # see td_loss for the cast
+        heads = "policy" if with_precision else "mu"
+        # flax annotates apply()'s result as `Any | tuple[output, collections]`; without
+        # `mutable` it is the output alone.
         out = cast(NAFOutputs, net.apply(state.params, obs, train=False, heads=heads))
         return out.mu, out.L
 

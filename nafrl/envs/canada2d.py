@@ -82,9 +82,6 @@ class Canada2dEnv(MujocoTaskEnv):
     has_reward_fn = True
     render_camera = "top"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
-        super().__init__(render_mode, width, height)
-
     def _bind_views(self) -> None:
         super()._bind_views()
         self._qpos, self._qvel = self.data.qpos, self.data.qvel

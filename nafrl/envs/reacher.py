@@ -56,9 +56,6 @@ class ReacherEnv(MujocoTaskEnv):
     has_obs_projection = True
     render_camera = "top"
 
-    def __init__(self, render_mode: str | None = None, width: int = 240, height: int = 240) -> None:
-        super().__init__(render_mode, width, height)
-
     def _bind_views(self) -> None:
         super()._bind_views()
         self._qpos, self._qvel = self.data.qpos, self.data.qvel
