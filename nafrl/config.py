@@ -70,6 +70,11 @@ class Config:
     """Clip the TD target to the returns the rewards seen allow, [min(r_min, 0),
     max(r_max, 0)] / (1 - gamma): not in the paper; issue 13 measures it against the
     divergence of V."""
+    target_smoothing: float = 0.0
+    """NAF only: sigma of target policy smoothing (TD3's, Fujimoto et al. 2018) in closed
+    form: y = r + gamma E[Q'(x', mu' + eps)], eps ~ N(0, sigma^2 I), which for NAF's
+    quadratic Q' is V'(x') - sigma^2 / 2 tr P'(x'). Not in the paper (0 disables); issue 13
+    measures it against the overshoot of V, which a sharp (large P) peak of Q' feeds."""
     grad_clip_norm: float = 0.0
     """Clip gradients to this global norm (0 disables); guards against divergence."""
 
@@ -169,6 +174,9 @@ class Config:
             f"one of {', '.join(EXPLORATION_KINDS)}",
         )
         _check(self.noise_scale >= 0.0, "noise_scale", self.noise_scale, "a number >= 0")
+        _check(
+            self.target_smoothing >= 0.0, "target_smoothing", self.target_smoothing, "a number >= 0"
+        )
         _check(0.0 < self.ou_theta <= 1.0, "ou_theta", self.ou_theta, "a number in (0, 1]")
         _int_at_least("precision_start", self.precision_start, 0)
         _check(self.model in MODEL_KINDS, "model", self.model, f"one of {', '.join(MODEL_KINDS)}")
@@ -228,7 +236,11 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 #: Fields added after run folders were first recorded, with the value that keeps the earlier
 #: behaviour. A config.json without one of them reads as that value, and run ids leave them
 #: out at that value, so adding an opt-in option neither orphans nor refuses existing runs.
-ADDED_FIELDS: dict[str, Any] = {"layer_norm": False, "clip_target": False}
+ADDED_FIELDS: dict[str, Any] = {
+    "layer_norm": False,
+    "clip_target": False,
+    "target_smoothing": 0.0,
+}
 
 
 def with_added_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +346,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
     "naf": (
         "shared_trunk",
         "max_log_diag",
+        "target_smoothing",
         "precision_start",
         "model",
         "ilqg_fraction",

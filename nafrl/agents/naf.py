@@ -14,6 +14,8 @@ Departures from the paper, all documented choices:
 - Optional global-norm gradient clipping (off by default).
 - With batch norm, the target's V' uses the statistics of the next-state batch, as Q uses
   those of the batch (the paper does not say; running statistics there made V diverge).
+- Optional target policy smoothing (``Config.target_smoothing``, off by default): the
+  expected target Q' under Gaussian noise on mu', which for a quadratic Q' is closed form.
 """
 
 from __future__ import annotations
@@ -57,16 +59,25 @@ def td_loss(
     batch: Batch,
     gamma: float,
     reward_range: jax.Array | None = None,
+    target_smoothing: float = 0.0,
 ) -> tuple[jax.Array, tuple[dict[str, Any], NAFOutputs, jax.Array]]:
     """Algorithm 1's loss L = 1/N sum_i (y_i - Q(x_i, u_i))^2, y_i = r_i + gamma V'(x_{i+1}).
 
     With a ``reward_range`` (``Config.clip_target``) y is clipped to the possible returns
-    (:func:`nafrl.agents.common.clip_target`). Returns the loss and (updated batch-norm
-    statistics, the online outputs, the TD errors y_i - Q(x_i, u_i)).
+    (:func:`nafrl.agents.common.clip_target`). With ``target_smoothing`` = sigma > 0, V' is
+    replaced by E[Q'(x', mu' + eps)], eps ~ N(0, sigma^2 I), = V' - sigma^2/2 tr P'. Returns
+    the loss and (updated batch-norm statistics, the online outputs, the TD errors
+    y_i - Q(x_i, u_i)).
     """
     out: NAFOutputs
     out, updates = apply_train(net, params, batch.obs)
-    v_next = apply_in_update(net, target_params, batch.next_obs, value_only=True)
+    if target_smoothing > 0.0:
+        target: NAFOutputs = apply_in_update(net, target_params, batch.next_obs)
+        # Eq. (2)-(3): A = -1/2 (u - mu)^T P (u - mu), so E[A] = -1/2 sigma^2 tr P, and
+        # tr P = tr(L L^T) = sum of the squares of L's entries.
+        v_next = target.V - 0.5 * target_smoothing**2 * jnp.sum(target.chol() ** 2, axis=(-2, -1))
+    else:
+        v_next = apply_in_update(net, target_params, batch.next_obs, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
     y = clip_target(y, reward_range, gamma)
     td = y - q_value(out, batch.action)
@@ -110,6 +121,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
                 batch,
                 config.gamma,
                 reward_range,
+                config.target_smoothing,
             )
 
         (loss, (bn_updates, out, td)), grads = jax.value_and_grad(loss_of, has_aux=True)(

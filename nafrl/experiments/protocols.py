@@ -87,6 +87,7 @@ PINNED: dict[str, Any] = {
     # The paper's method: none of issue 13's departures.
     "layer_norm": False,
     "clip_target": False,
+    "target_smoothing": 0.0,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
