@@ -44,6 +44,10 @@ class Config:
     max_log_diag: float = 5.0
     """NAF: smooth bound on |log diag L| (tanh), so P = L L^T stays finite and positive
     definite and its gradient never stops."""
+    min_log_diag: float | None = None
+    """NAF: lower bound of log diag L, a negative number (None: -max_log_diag), so
+    P >= e^(2 min_log_diag): the advantage cannot vanish (issue 13 measures it against P
+    collapsing to its floor while mu saturates)."""
 
     # --- optimisation (Algorithm 1) ---
     learning_rate: float = 1e-3
@@ -165,6 +169,12 @@ class Config:
             "0 (off) or a positive number",
         )
         _check(self.max_log_diag > 0.0, "max_log_diag", self.max_log_diag, "a positive number")
+        _check(
+            self.min_log_diag is None or self.min_log_diag < 0.0,
+            "min_log_diag",
+            self.min_log_diag,
+            "None (= -max_log_diag) or a negative number",
+        )
         _int_at_least("buffer_size", self.buffer_size, 1)
         _int_at_least("learning_starts", self.learning_starts, 0)
         _check(
@@ -240,6 +250,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "layer_norm": False,
     "clip_target": False,
     "target_smoothing": 0.0,
+    "min_log_diag": None,
 }
 
 
@@ -346,6 +357,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
     "naf": (
         "shared_trunk",
         "max_log_diag",
+        "min_log_diag",
         "target_smoothing",
         "precision_start",
         "model",

@@ -106,7 +106,9 @@ def num_tril(n: int) -> int:
     return n * (n + 1) // 2
 
 
-def fill_lower_triangular(entries: jax.Array, n: int, max_log_diag: float) -> jax.Array:
+def fill_lower_triangular(
+    entries: jax.Array, n: int, max_log_diag: float, min_log_diag: float | None = None
+) -> jax.Array:
     """(B, n(n+1)/2) linear outputs -> (B, n, n) lower-triangular L with exp'd diagonal (sec. 4).
 
     Only the diagonal is exponentiated (the paper's parametrisation), after a smooth bound
@@ -114,12 +116,18 @@ def fill_lower_triangular(entries: jax.Array, n: int, max_log_diag: float) -> ja
     finite. The bound is smooth, not a clip, because a clip has zero gradient outside its
     range: once an entry crossed it, P stayed pinned at e^(-2 max_log_diag) (mu then gets no
     gradient and never learns) or at e^(2 max_log_diag) (measured on InvertedDoublePendulum-v5,
-    bench/results/reliability/README.md). Near zero the bound is the identity.
+    bench/results/reliability/README.md). Near zero the bound is the identity. With
+    ``min_log_diag`` (< 0) the lower side is bounded there instead, by
+    |min_log_diag| tanh(raw / |min_log_diag|), so P >= e^(2 min_log_diag); both sides have
+    slope 1 at zero.
     """
     rows, cols = jnp.tril_indices(n)
     L = jnp.zeros((*entries.shape[:-1], n, n), entries.dtype).at[..., rows, cols].set(entries)
     raw = jnp.diagonal(L, axis1=-2, axis2=-1)
-    diag = max_log_diag * jnp.tanh(raw / max_log_diag)
+    low = max_log_diag if min_log_diag is None else -min_log_diag
+    diag = jnp.where(
+        raw >= 0, max_log_diag * jnp.tanh(raw / max_log_diag), low * jnp.tanh(raw / low)
+    )
     eye = jnp.eye(n, dtype=bool)
     return jnp.where(eye, jnp.exp(diag)[..., None, :] * eye, L)
 
@@ -153,6 +161,7 @@ class NAFNetwork(nn.Module):
     batch_norm: bool = False
     max_log_diag: float = 5.0
     layer_norm: bool = False
+    min_log_diag: float | None = None
 
     @nn.compact
     def __call__(
@@ -189,7 +198,9 @@ class NAFNetwork(nn.Module):
         if value_only:
             return v
         mu = jnp.tanh(m)  # actions are normalised to [-1, 1]
-        return NAFOutputs(v, mu, fill_lower_triangular(l_entries, du, self.max_log_diag))
+        return NAFOutputs(
+            v, mu, fill_lower_triangular(l_entries, du, self.max_log_diag, self.min_log_diag)
+        )
 
 
 def advantage(out: NAFOutputs, u: jax.Array) -> jax.Array:

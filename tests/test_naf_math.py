@@ -62,6 +62,33 @@ def test_L_diag_is_bounded_exponential():
     np.testing.assert_allclose(np.diag(small), np.exp([0.1, -0.2]), rtol=1e-3)
 
 
+def test_min_log_diag_bounds_the_lower_side_only():
+    """With min_log_diag = -1: log L_ii in (-1, 5), so diag P = L_ii^2 >= e^-2; the upper
+    side and the identity near zero (slope 1 from both sides) are unchanged."""
+    raw = jnp.array([-100.0, -3.0, -0.01, 0.01, 3.0, 100.0])
+    log_l = [
+        float(jnp.log(fill_lower_triangular(r[None, None], 1, 5.0, min_log_diag=-1.0)[0, 0, 0]))
+        for r in raw
+    ]
+    np.testing.assert_allclose(
+        log_l, [-1.0, np.tanh(-3.0), -0.01, 0.01, 5 * np.tanh(0.6), 5.0], rtol=1e-4, atol=1e-5
+    )
+
+    def log_l_of(x: jax.Array) -> jax.Array:
+        return jnp.log(fill_lower_triangular(x[None, None], 1, 5.0, min_log_diag=-1.0)[0, 0, 0])
+
+    for r in (-1e-3, 1e-3):
+        np.testing.assert_allclose(float(jax.grad(log_l_of)(jnp.float32(r))), 1.0, rtol=1e-4)
+    # The network passes Config.min_log_diag through: P never falls below e^-2.
+    cfg = Config(hidden_sizes=(16,), min_log_diag=-1.0)
+    net = naf.make_network(cfg, 2)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 3)))
+    params = jax.tree.map(lambda p: p * 1e3, params)  # drive the raw diagonal far out
+    out = net.apply(params, jax.random.normal(jax.random.PRNGKey(1), (256, 3)))
+    diag = np.diagonal(np.asarray(out.L), axis1=-2, axis2=-1)
+    assert diag.min() >= np.exp(-1.0) * (1 - 1e-5) and diag.min() < np.exp(-0.9)
+
+
 @pytest.mark.parametrize("raw", [-8.0, 8.0])
 def test_L_diag_gradient_does_not_vanish_beyond_the_bound(raw: float) -> None:
     # A clip to [-5, 5] has zero gradient here and traps P at e^(+-10) for good.

@@ -48,6 +48,7 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
         shared_trunk=config.shared_trunk,
         batch_norm=config.batch_norm,
         max_log_diag=config.max_log_diag,
+        min_log_diag=config.min_log_diag,
         layer_norm=config.layer_norm,
     )
 

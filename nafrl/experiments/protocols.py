@@ -88,6 +88,7 @@ PINNED: dict[str, Any] = {
     "layer_norm": False,
     "clip_target": False,
     "target_smoothing": 0.0,
+    "min_log_diag": None,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
