@@ -43,6 +43,13 @@ TASKS: dict[str, dict[str, float]] = {
 METRICS = ("return", "q_loss", "mean_v", "td_abs", "mean_diag_p", "max_diag_p", "mu_saturated")
 
 
+def task_info(env_id: str) -> dict[str, float]:
+    """Random return and threshold of a task outside TASKS: the peer suite's (bench/suite.py)."""
+    from suite import LEARNED, random_return  # bench/ is on the path when run as a script
+
+    return {"random": random_return(env_id), "learned": LEARNED.get(env_id, math.inf)}
+
+
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """'default' or 'a=1,b=2' -> (name, overrides); values are parsed as JSON when they can be."""
     if text == "default":
@@ -106,7 +113,7 @@ def summarise(
 
     learned: best >= the task's threshold; collapsed: learned, and the final normalised score
     (R - random) / (best - random) is below 0.8 (final not within 20% of the best)."""
-    info = TASKS.get(env_id, {"random": 0.0, "learned": math.inf})
+    info = TASKS.get(env_id) or task_info(env_id)
     rows = []
     for v in variants:
         for s in seeds:

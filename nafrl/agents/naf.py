@@ -9,6 +9,7 @@ Departures from the paper, all documented choices:
   mu is bounded); the training loop rescales to the environment's bounds.
 - log diag(L) is bounded smoothly to (-max_log_diag, max_log_diag) so P stays finite; a
   clip would stop its gradient and trap P at either end (networks.fill_lower_triangular).
+  ``Config.min_log_diag`` raises the lower side (P's floor), off by default.
 - The target is y = r + gamma (1 - terminated) V'(x'): episodes cut by a time limit
   (Gymnasium ``truncated``) are bootstrapped; only true terminal states stop it.
 - Optional global-norm gradient clipping (off by default).
