@@ -124,10 +124,11 @@ def fill_lower_triangular(
     rows, cols = jnp.tril_indices(n)
     L = jnp.zeros((*entries.shape[:-1], n, n), entries.dtype).at[..., rows, cols].set(entries)
     raw = jnp.diagonal(L, axis1=-2, axis2=-1)
-    low = max_log_diag if min_log_diag is None else -min_log_diag
-    diag = jnp.where(
-        raw >= 0, max_log_diag * jnp.tanh(raw / max_log_diag), low * jnp.tanh(raw / low)
-    )
+    if min_log_diag is None:
+        bound: float | jax.Array = max_log_diag
+    else:  # each side scaled by its own bound: one tanh, slope 1 at zero from both sides
+        bound = jnp.where(raw >= 0, max_log_diag, -min_log_diag)
+    diag = bound * jnp.tanh(raw / bound)
     eye = jnp.eye(n, dtype=bool)
     return jnp.where(eye, jnp.exp(diag)[..., None, :] * eye, L)
 
