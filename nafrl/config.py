@@ -79,6 +79,10 @@ class Config:
     form: y = r + gamma E[Q'(x', mu' + eps)], eps ~ N(0, sigma^2 I), which for NAF's
     quadratic Q' is V'(x') - sigma^2 / 2 tr P'(x'). Not in the paper (0 disables); issue 13
     measures it against the overshoot of V, which a sharp (large P) peak of Q' feeds."""
+    twin_v: bool = False
+    """NAF only: two V networks trained on one target y = r + gamma min(V1'(x'), V2'(x')),
+    sharing mu and L (TD3's clipped double Q, Fujimoto et al. 2018, for NAF, where max_u Q'
+    is V'). Not in the paper; issue 13 measures it against the overshoot of V."""
     grad_clip_norm: float = 0.0
     """Clip gradients to this global norm (0 disables); guards against divergence."""
 
@@ -251,6 +255,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "clip_target": False,
     "target_smoothing": 0.0,
     "min_log_diag": None,
+    "twin_v": False,
 }
 
 
@@ -359,6 +364,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
         "max_log_diag",
         "min_log_diag",
         "target_smoothing",
+        "twin_v",
         "precision_start",
         "model",
         "ilqg_fraction",

@@ -137,11 +137,13 @@ class NAFOutputs(NamedTuple):
     """V (B,), mu (B, du) in [-1, 1], L (B, du, du) lower-triangular with P = L L^T.
 
     L is None when the network was called with ``heads="mu"`` (acting without NAF-P noise).
+    V2 is the second value head of a ``twin_v`` network (None otherwise).
     """
 
     V: jax.Array
     mu: jax.Array
     L: jax.Array | None
+    V2: jax.Array | None = None
 
     def chol(self) -> jax.Array:
         """L, or a clear error for outputs computed without it (``heads="mu"``)."""
@@ -163,6 +165,7 @@ class NAFNetwork(nn.Module):
     max_log_diag: float = 5.0
     layer_norm: bool = False
     min_log_diag: float | None = None
+    twin_v: bool = False
 
     @nn.compact
     def __call__(
@@ -171,37 +174,42 @@ class NAFNetwork(nn.Module):
         """-> NAFOutputs; with ``value_only`` just V (B,), skipping the mu and L networks.
 
         ``heads`` ('all', 'policy' or 'mu') skips the networks acting does not need: with
-        'policy' V is NaN, with 'mu' V is NaN and L is None."""
+        'policy' V is NaN, with 'mu' V is NaN and L is None. With ``twin_v`` there are two V
+        networks: 'all' returns both (V, V2), ``value_only`` their minimum (the target's V')."""
         du, nl = self.action_dim, num_tril(self.action_dim)
+        nv = 2 if self.twin_v else 1
+        v2 = None
         if self.shared_trunk:
-            out = StackedMLP(self.hidden_sizes, (1 + du + nl,), self.batch_norm, self.layer_norm)(
+            out = StackedMLP(self.hidden_sizes, (nv + du + nl,), self.batch_norm, self.layer_norm)(
                 x, train
             )[0]
-            v, m, l_entries = out[:, 0], out[:, 1 : 1 + du], out[:, 1 + du :]
-        elif self.batch_norm:  # running statistics are shared: always evaluate all three
-            v, m, l_entries = StackedMLP(self.hidden_sizes, (1, du, nl), True, self.layer_norm)(
-                x, train
-            )
-            v = v[:, 0]
-        else:  # separate V, mu and L networks (the paper's default)
-            mlp = StackedMLP(self.hidden_sizes, (1, du, nl), self.batch_norm, self.layer_norm)
+            vs, m, l_entries = out[:, :nv], out[:, nv : nv + du], out[:, nv + du :]
+        elif self.batch_norm:  # running statistics are shared: always evaluate every member
+            *v_list, m, l_entries = StackedMLP(
+                self.hidden_sizes, (1,) * nv + (du, nl), True, self.layer_norm
+            )(x, train)
+            vs = jnp.concatenate(v_list, axis=-1)
+        else:  # separate V, mu and L networks (the paper's default); V members first
+            mlp = StackedMLP(self.hidden_sizes, (1,) * nv + (du, nl), False, self.layer_norm)
             if value_only:
-                return mlp(x, train, members=(0,))[0][:, 0]
+                return jnp.min(jnp.concatenate(mlp(x, train, members=range(nv)), -1), -1)
             if heads == "mu":
-                m = mlp(x, train, members=(1,))[0]
+                m = mlp(x, train, members=(nv,))[0]
                 return NAFOutputs(jnp.full(x.shape[:1], jnp.nan, x.dtype), jnp.tanh(m), None)
             if heads == "policy":
-                m, l_entries = mlp(x, train, members=(1, 2))
-                v = jnp.full(x.shape[:1], jnp.nan, x.dtype)
+                m, l_entries = mlp(x, train, members=(nv, nv + 1))
+                vs = jnp.full((x.shape[0], 1), jnp.nan, x.dtype)
             else:
-                v, m, l_entries = mlp(x, train)
-                v = v[:, 0]
+                *v_list, m, l_entries = mlp(x, train)
+                vs = jnp.concatenate(v_list, axis=-1)
         if value_only:
-            return v
+            return jnp.min(vs, axis=-1)  # eq. (7) with clipped double V when twin_v
+        v = vs[:, 0]
+        if self.twin_v and heads == "all":
+            v2 = vs[:, 1]
         mu = jnp.tanh(m)  # actions are normalised to [-1, 1]
-        return NAFOutputs(
-            v, mu, fill_lower_triangular(l_entries, du, self.max_log_diag, self.min_log_diag)
-        )
+        L = fill_lower_triangular(l_entries, du, self.max_log_diag, self.min_log_diag)
+        return NAFOutputs(v, mu, L, v2)
 
 
 def advantage(out: NAFOutputs, u: jax.Array) -> jax.Array:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nafrl.agents import naf
-from nafrl.agents.common import initial_reward_range, widen_reward_range
+from nafrl.agents.common import apply_in_update, initial_reward_range, widen_reward_range
 from nafrl.config import Config
 from nafrl.networks import (
     NAFNetwork,
@@ -19,8 +19,10 @@ from nafrl.networks import (
 from nafrl.types import Batch
 
 
-def _net_and_params(du: int, dx: int = 5, shared: bool = False, seed: int = 0):
-    net = NAFNetwork(action_dim=du, hidden_sizes=(32, 32), shared_trunk=shared)
+def _net_and_params(
+    du: int, dx: int = 5, shared: bool = False, seed: int = 0, twin_v: bool = False
+):
+    net = NAFNetwork(action_dim=du, hidden_sizes=(32, 32), shared_trunk=shared, twin_v=twin_v)
     params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, dx)))
     # Perturb the small output layer so V, mu and L are far from their near-zero init.
     params = jax.tree.map(lambda p: p * 30.0 if p.ndim == 2 and p.shape[0] == 32 else p, params)
@@ -132,7 +134,7 @@ def test_argmax_over_dense_grid_is_mu_2d():
 
 
 def _numpy_loss(out, out_target_V, batch, gamma):
-    V, mu, L = (np.asarray(a, np.float64) for a in out)
+    V, mu, L = (np.asarray(a, np.float64) for a in (out.V, out.mu, out.L))
     u = np.asarray(batch.action, np.float64)
     P = L @ np.swapaxes(L, -1, -2)
     d = u - mu
@@ -160,6 +162,33 @@ def test_loss_matches_numpy_reference():
     batch = _batch(rng, 8, 4, 3, rng.integers(0, 2, 8))
     loss, _ = naf.td_loss(net, params, target, batch, 0.9)
     ref = _numpy_loss(net.apply(params, batch.obs), net.apply(target, batch.next_obs).V, batch, 0.9)
+    np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_twin_v_loss_is_both_heads_against_the_smaller_target_value(batch_norm: bool) -> None:
+    """twin_v (clipped double V): y = r + gamma min(V1'(x'), V2'(x')), and the loss is
+    mean (y - V1 - A)^2 + mean (y - V2 - A)^2 with one advantage A (NumPy reference)."""
+    cfg = Config(hidden_sizes=(16, 16), twin_v=True, batch_norm=batch_norm)
+    net = naf.make_network(cfg, 3)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 4)))
+    target = net.init(jax.random.PRNGKey(1), jnp.zeros((2, 4)))
+    rng = np.random.default_rng(0)
+    batch = _batch(rng, 16, 4, 3, rng.integers(0, 2, 16))
+    # Shift V2' so that the minimum picks V1' on some states and V2' on the others.
+    nxt = apply_in_update(net, target, batch.next_obs)
+    w = target["params"]["StackedMLP_0"]
+    w["b_out1"] = w["b_out1"] + jnp.median(nxt.V - nxt.V2)
+    loss, _ = naf.td_loss(net, params, target, batch, 0.9)
+    # As inside an update: with batch norm every network is normalised by its batch.
+    nxt = apply_in_update(net, target, batch.next_obs)
+    picks_v1 = np.asarray(nxt.V < nxt.V2)
+    assert 0 < picks_v1.sum() < 16
+    v_next = np.minimum(np.asarray(nxt.V), np.asarray(nxt.V2))
+    out = apply_in_update(net, params, batch.obs)
+    ref = _numpy_loss(out, v_next, batch, 0.9) + _numpy_loss(
+        out._replace(V=out.V2), v_next, batch, 0.9
+    )
     np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
 
 
@@ -261,24 +290,31 @@ def test_update_decreases_loss_on_fixed_batch_and_soft_updates_target():
     assert float(m["q_loss"]) < 0.2 * first
 
 
+@pytest.mark.parametrize("twin_v", [False, True])
 @pytest.mark.parametrize("shared", [False, True])
-def test_acting_paths_equal_the_full_batched_network(shared):
+def test_acting_paths_equal_the_full_batched_network(shared, twin_v):
     """Acting evaluates one observation with unstacked products and only the heads it
-    needs; V, mu and L must equal those of the batched network to float tolerance."""
-    net, params = _net_and_params(3, shared=shared)
+    needs; V, mu and L must equal those of the batched network to float tolerance. The
+    target's ``value_only`` V' is V, or min(V, V2) with two V networks."""
+    net, params = _net_and_params(3, shared=shared, twin_v=twin_v)
     x = jax.random.normal(jax.random.PRNGKey(3), (4, 5))
     full = net.apply(params, x)
+    assert (full.V2 is not None) == twin_v
     for i in range(4):
         one = net.apply(params, x[i : i + 1])
         for a, b in zip(one, full, strict=True):
-            np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)
+            if b is not None:
+                np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)
         pol = net.apply(params, x[i : i + 1], heads="policy")
         np.testing.assert_allclose(pol.mu[0], full.mu[i], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(pol.L[0], full.L[i], rtol=1e-5, atol=1e-6)
         mu = net.apply(params, x[i : i + 1], heads="mu").mu
         np.testing.assert_allclose(mu[0], full.mu[i], rtol=1e-5, atol=1e-6)
     v = net.apply(params, x, value_only=True)
-    np.testing.assert_allclose(v, full.V, rtol=1e-5, atol=1e-6)
+    want = full.V if full.V2 is None else jnp.minimum(full.V, full.V2)
+    np.testing.assert_allclose(v, want, rtol=1e-5, atol=1e-6)
+    if twin_v:  # the two V networks are different functions (own initial weights)
+        assert float(jnp.abs(full.V - full.V2).min()) > 1e-3
 
 
 def test_layer_norm_hidden_units_have_zero_mean_unit_variance_and_acting_paths_agree():
@@ -301,5 +337,5 @@ def test_layer_norm_hidden_units_have_zero_mean_unit_variance_and_acting_paths_a
     np.testing.assert_allclose(jnp.var(z, -1), 1.0, rtol=1e-3)
     for i in range(6):
         one = net.apply(params, x[i : i + 1])
-        for a, b in zip(one, full, strict=True):
+        for a, b in zip(one[:3], full[:3], strict=True):
             np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)

@@ -17,6 +17,8 @@ Departures from the paper, all documented choices:
   those of the batch (the paper does not say; running statistics there made V diverge).
 - Optional target policy smoothing (``Config.target_smoothing``, off by default): the
   expected target Q' under Gaussian noise on mu', which for a quadratic Q' is closed form.
+- Optional clipped double V (``Config.twin_v``, off by default): two V networks, one target
+  r + gamma min(V1', V2'), as TD3's clipped double Q.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
         max_log_diag=config.max_log_diag,
         min_log_diag=config.min_log_diag,
         layer_norm=config.layer_norm,
+        twin_v=config.twin_v,
     )
 
 
@@ -66,7 +69,8 @@ def td_loss(
     """Algorithm 1's loss L = 1/N sum_i (y_i - Q(x_i, u_i))^2, y_i = r_i + gamma V'(x_{i+1}).
 
     With a ``reward_range`` (``Config.clip_target``) y is clipped to the possible returns
-    (:func:`nafrl.agents.common.clip_target`). With ``target_smoothing`` = sigma > 0, V' is
+    (:func:`nafrl.agents.common.clip_target`). With a ``twin_v`` network V' is min(V1', V2')
+    and the loss sums both heads' squared errors. With ``target_smoothing`` = sigma > 0, V' is
     replaced by E[Q'(x', mu' + eps)], eps ~ N(0, sigma^2 I), = V' - sigma^2/2 tr P'. Returns
     the loss and (updated batch-norm statistics, the online outputs, the TD errors
     y_i - Q(x_i, u_i)).
@@ -77,13 +81,16 @@ def td_loss(
         target: NAFOutputs = apply_in_update(net, target_params, batch.next_obs)
         # Eq. (2)-(3): A = -1/2 (u - mu)^T P (u - mu), so E[A] = -1/2 sigma^2 tr P, and
         # tr P = tr(L L^T) = sum of the squares of L's entries.
-        v_next = target.V - 0.5 * target_smoothing**2 * jnp.sum(target.chol() ** 2, axis=(-2, -1))
+        v_target = target.V if target.V2 is None else jnp.minimum(target.V, target.V2)
+        v_next = v_target - 0.5 * target_smoothing**2 * jnp.sum(target.chol() ** 2, axis=(-2, -1))
     else:
         v_next = apply_in_update(net, target_params, batch.next_obs, value_only=True)
     y = batch.reward + gamma * (1.0 - batch.terminated) * jax.lax.stop_gradient(v_next)
     y = clip_target(y, reward_range, gamma)
     td = y - q_value(out, batch.action)
     loss = jnp.mean(td**2)
+    if out.V2 is not None:  # twin_v: the second V head fits the same target with the same A
+        loss = loss + jnp.mean((td + out.V - out.V2) ** 2)
     return loss, (updates, out, td)
 
 

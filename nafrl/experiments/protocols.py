@@ -89,6 +89,7 @@ PINNED: dict[str, Any] = {
     "clip_target": False,
     "target_smoothing": 0.0,
     "min_log_diag": None,
+    "twin_v": False,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
