@@ -112,7 +112,8 @@ def summarise(
     """Per (variant, seed): best and final (mean of the last 3) test return, learned, collapsed.
 
     learned: best >= the task's threshold; collapsed: learned, and the final normalised score
-    (R - random) / (best - random) is below 0.8 (final not within 20% of the best)."""
+    (R - random) / (best - random) is below 0.8 (final not within 20% of the best); that
+    ratio is NaN when the best is no better than the random policy."""
     info = TASKS.get(env_id) or task_info(env_id)
     rows = []
     for v in variants:
@@ -125,7 +126,10 @@ def summarise(
             tr = ev["test_return"]
             best, final = float(np.max(tr)), float(np.mean(tr[-3:]))
             learned = best >= info["learned"]
-            ratio = (final - info["random"]) / max(best - info["random"], 1e-9)
+            # Undefined (NaN) unless the best beat the random policy by a margin.
+            gain = best - info["random"]
+            margin = 1e-3 * abs(info["random"])
+            ratio = (final - info["random"]) / gain if gain > margin else math.nan
             first = next(
                 (
                     int(t)
