@@ -178,7 +178,6 @@ class NAFNetwork(nn.Module):
         networks: 'all' returns both (V, V2), ``value_only`` their minimum (the target's V')."""
         du, nl = self.action_dim, num_tril(self.action_dim)
         nv = 2 if self.twin_v else 1
-        v2 = None
         if self.shared_trunk:
             out = StackedMLP(self.hidden_sizes, (nv + du + nl,), self.batch_norm, self.layer_norm)(
                 x, train
@@ -204,12 +203,10 @@ class NAFNetwork(nn.Module):
                 vs = jnp.concatenate(v_list, axis=-1)
         if value_only:
             return jnp.min(vs, axis=-1)  # eq. (7) with clipped double V when twin_v
-        v = vs[:, 0]
-        if self.twin_v and heads == "all":
-            v2 = vs[:, 1]
+        v2 = vs[:, 1] if self.twin_v and heads == "all" else None
         mu = jnp.tanh(m)  # actions are normalised to [-1, 1]
         L = fill_lower_triangular(l_entries, du, self.max_log_diag, self.min_log_diag)
-        return NAFOutputs(v, mu, L, v2)
+        return NAFOutputs(vs[:, 0], mu, L, v2)
 
 
 def advantage(out: NAFOutputs, u: jax.Array) -> jax.Array:
