@@ -41,6 +41,10 @@ class Config:
     layer_norm: bool = False
     """Layer normalisation of every hidden layer before its ReLU (not in the paper; issue 13
     measures it against Q-value divergence)."""
+    obs_norm: bool = False
+    """Normalise observations by their running mean and standard deviation (as SB3's
+    VecNormalize; nafrl.agents.obs_norm). Not in the paper; issue 13 measures it as batch
+    norm's alternative on tasks with badly scaled observations."""
     max_log_diag: float = 5.0
     """NAF: smooth bound on |log diag L| (tanh), so P = L L^T stays finite and positive
     definite and its gradient never stops."""
@@ -256,6 +260,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "target_smoothing": 0.0,
     "min_log_diag": None,
     "twin_v": False,
+    "obs_norm": False,
 }
 
 

@@ -36,3 +36,5 @@ class TrainState(NamedTuple):
     actor_opt_state: Any = None
     # (2,) smallest and largest reward seen in minibatches, with ``Config.clip_target``.
     reward_range: Any = None
+    # Running observation statistics (nafrl.agents.obs_norm.ObsStats), with ``Config.obs_norm``.
+    obs_stats: Any = None

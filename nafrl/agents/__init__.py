@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 from nafrl.agents import ddpg, naf
 from nafrl.agents.common import Agent
+from nafrl.agents.obs_norm import with_obs_norm
 from nafrl.config import Config
 
 #: algorithm name -> ``make(config, obs_dim, act_dim) -> Agent``
@@ -39,7 +40,8 @@ def make_agent(algo: str, config: Config, obs_dim: int, act_dim: int) -> Agent:
     """The agent of algorithm ``algo`` (one of :func:`algorithm_names`)."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[algo](config, obs_dim, act_dim)
+    agent = ALGORITHMS[algo](config, obs_dim, act_dim)
+    return with_obs_norm(agent, obs_dim) if config.obs_norm else agent
 
 
 __all__ = ["ALGORITHMS", "Agent", "AlgoName", "algorithm_names", "make_agent", "naf", "ddpg"]

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from nafrl.agents.obs_norm import observe
 from nafrl.config import Config
 from nafrl.exploration import sample_noise
 from nafrl.types import Batch, TrainState
@@ -128,6 +129,7 @@ def make_train_step(agent: Agent, config: Config) -> Callable[..., StepOutput]:
             metrics = jax.tree.map(jnp.mean, metrics)
         else:
             metrics = {"q_loss": jnp.float32(jnp.nan), "mean_v": jnp.float32(jnp.nan)}
+        state = observe(state, obs)  # with Config.obs_norm, x_t joins the running statistics
         key, sub = jax.random.split(key)
         mu, L = agent.policy(state, obs[None], with_precision=noise_kind == "precision")
         noise = sample_noise(

@@ -90,6 +90,7 @@ PINNED: dict[str, Any] = {
     "target_smoothing": 0.0,
     "min_log_diag": None,
     "twin_v": False,
+    "obs_norm": False,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
