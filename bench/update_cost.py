@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from reliability import parse_variant  # bench/ is on the path when run as a script
 
-from nafrl.agents import naf
+from nafrl.agents import make_agent
 from nafrl.config import make_config
 from nafrl.types import Batch
 
@@ -41,7 +41,7 @@ def main() -> None:
     )
     runners = {}
     for name, overrides in (("defaults", {}), (args.option, parse_variant(args.option)[1])):
-        agent = naf.make(make_config(**overrides), args.obs, args.act)
+        agent = make_agent("naf", make_config(**overrides), args.obs, args.act)
 
         def many(state, b, agent=agent):  # noqa: ANN001, ANN202
             return jax.lax.scan(lambda s, x: (agent.update(s, x)[0], None), state, b)[0]
