@@ -12,14 +12,6 @@ from nafrl.agents.obs_norm import CLIP, init_stats, normalize, update_stats
 from nafrl.config import make_config
 from nafrl.types import Batch
 
-SMALL = dict(
-    hidden_sizes=(32, 32),
-    learning_starts=200,
-    batch_size=32,
-    eval_interval=0,
-    checkpoint_interval=0,
-)
-
 
 def test_running_statistics_equal_the_sample_mean_and_variance():
     x = np.random.default_rng(0).normal([3.0, -1.0, 0.0], [2.0, 0.1, 5.0], size=(400, 3))
@@ -64,7 +56,15 @@ def test_networks_see_normalised_inputs_and_updates_keep_the_statistics(algo):
 
 @pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
 def test_training_counts_every_observation_once(cls):
-    m = cls("Pendulum-v1", seed=0, obs_norm=True, **SMALL)
+    m = cls(
+        "Pendulum-v1",
+        seed=0,
+        obs_norm=True,
+        hidden_sizes=(16,),
+        learning_starts=100,
+        eval_interval=0,
+        checkpoint_interval=0,
+    )
     m.learn(500)  # episodes of 200 steps: resets at 0, 200 and 400
     data = m.buffer.data
     # Every x_t acted on: the buffer's x (resets included), the two final x' of the
