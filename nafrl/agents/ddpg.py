@@ -112,7 +112,7 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
             "params": optax.apply_updates(state.actor_params["params"], a_step),
         }
 
-        new_state = TrainState(
+        new_state = state._replace(
             params=critic_vars,
             target_params=soft_update(state.target_params, critic_vars, config.tau),
             opt_state=critic_opt_state,

@@ -79,16 +79,14 @@ def with_obs_norm(agent: Agent, obs_dim: int) -> Agent:
     def init(key: jax.Array) -> TrainState:
         return agent.init(key)._replace(obs_stats=init_stats(obs_dim))
 
-    def policy(state: TrainState, obs: jax.Array, **kwargs: Any) -> Any:
-        return agent.policy(state, normalize(state.obs_stats, obs), **kwargs)
+    def policy(state: TrainState, obs: jax.Array, *args: Any, **kwargs: Any) -> Any:
+        return agent.policy(state, normalize(state.obs_stats, obs), *args, **kwargs)
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         stats = state.obs_stats
         batch = batch._replace(
             obs=normalize(stats, batch.obs), next_obs=normalize(stats, batch.next_obs)
         )
-        new_state, metrics = agent.update(state, batch)
-        # An agent may build its new state from scratch (DDPG does): carry the statistics.
-        return new_state._replace(obs_stats=stats), metrics
+        return agent.update(state, batch)  # updates replace their fields of state only
 
     return agent._replace(init=init, policy=policy, update=update)
