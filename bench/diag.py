@@ -25,7 +25,9 @@ def read_csv(path: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with path.open() as f:
-        return [{k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
+        return [
+            {k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(f)
+        ]
 
 
 def window_mean(rows: list[dict[str, float]], key: str) -> float:
