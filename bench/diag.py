@@ -12,50 +12,44 @@ eight tests. A run folder is any folder below the given paths with an ``episodes
 from __future__ import annotations
 
 import argparse
-import csv
 import math
+import warnings
 from pathlib import Path
+
+import numpy as np
+from reliability import read_csv, test_summary  # bench/ is on the path when run as a script
 
 MARKS = 5
 STATS = ("mean_v", "mean_diag_p", "max_diag_p", "td_abs", "mu_saturated")
 
 
-def read_csv(path: Path) -> list[dict[str, float]]:
-    """Rows of a metrics CSV as floats (empty cells are NaN)."""
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return [
-            {k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(f)
-        ]
-
-
-def window_mean(rows: list[dict[str, float]], key: str) -> float:
-    vals = [r[key] for r in rows if key in r and not math.isnan(r[key])]
-    return sum(vals) / len(vals) if vals else math.nan
+def window_mean(values: np.ndarray) -> float:
+    """Mean over the non-NaN values (NaN if there are none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (DDPG has no P)
+        return float(np.nanmean(values)) if values.size else math.nan
 
 
 def describe(run: Path, threshold: float) -> str:
     """The diagnostic block of one run folder."""
-    episodes = read_csv(run / "episodes.csv")
-    evals = read_csv(run / "evals.csv")
     lines = [f"{run}  ({'done' if (run / 'done.json').exists() else 'running'})"]
-    if episodes:
-        last = episodes[-1]["total_steps"]
+    ep = read_csv(run / "episodes.csv")
+    steps = ep["total_steps"]
+    if steps.size:
         lines.append("  " + "step".rjust(8) + "".join(k.rjust(13) for k in STATS))
         for i in range(1, MARKS + 1):
-            mark = last * i / MARKS
-            upto = [r for r in episodes if r["total_steps"] <= mark][-10:]
-            cells = "".join(f"{window_mean(upto, k):13.4g}" for k in STATS)
+            mark = steps[-1] * i / MARKS
+            window = np.flatnonzero(steps <= mark)[-10:]
+            nan = np.full(steps.shape, math.nan)
+            cells = "".join(f"{window_mean(ep.get(k, nan)[window]):13.4g}" for k in STATS)
             lines.append(f"  {int(mark):8d}{cells}")
-    if evals:
-        tests = [r["test_return"] for r in evals]
-        first = next((r["total_steps"] for r in evals if r["test_return"] >= threshold), None)
-        final3 = sum(tests[-3:]) / len(tests[-3:])
+    if (run / "evals.csv").exists():
+        ev = read_csv(run / "evals.csv")
+        best, final3, first = test_summary(ev, threshold)
         lines.append(
-            f"  tests: best {max(tests):.4g}  final3 {final3:.4g}  "
-            f"first>={threshold:g} {int(first) if first is not None else '-'}  "
-            f"last8 {' '.join(f'{t:.4g}' for t in tests[-8:])}"
+            f"  tests: best {best:.4g}  final3 {final3:.4g}  "
+            f"first>={threshold:g} {first if first is not None else '-'}  "
+            f"last8 {' '.join(f'{t:.4g}' for t in ev['test_return'][-8:])}"
         )
     return "\n".join(lines)
 

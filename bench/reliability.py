@@ -106,6 +106,16 @@ def read_csv(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) if r[k] != "" else math.nan for r in rows]) for k in rows[0]}
 
 
+def test_summary(evals: dict[str, np.ndarray], threshold: float) -> tuple[float, float, int | None]:
+    """Best test return, final (mean of the last 3 tests) and the env step of the first test
+    at or above ``threshold`` (None if none)."""
+    tr = evals["test_return"]
+    first = next(
+        (int(t) for t, r in zip(evals["total_steps"], tr, strict=True) if r >= threshold), None
+    )
+    return float(np.max(tr)), float(np.mean(tr[-3:])), first
+
+
 def summarise(
     env_id: str, folder: Path, algo: str, variants: list[str], seeds: list[int]
 ) -> list[dict[str, Any]]:
@@ -123,21 +133,12 @@ def summarise(
                 continue
             ev = read_csv(d / "evals.csv")
             ep = read_csv(d / "episodes.csv")
-            tr = ev["test_return"]
-            best, final = float(np.max(tr)), float(np.mean(tr[-3:]))
+            best, final, first = test_summary(ev, info["learned"])
             learned = best >= info["learned"]
             # Undefined (NaN) unless the best beat the random policy by a margin.
             gain = best - info["random"]
             margin = 1e-3 * abs(info["random"])
             ratio = (final - info["random"]) / gain if gain > margin else math.nan
-            first = next(
-                (
-                    int(t)
-                    for t, r in zip(ev["total_steps"], tr, strict=True)
-                    if r >= info["learned"]
-                ),
-                None,
-            )
             late = ep["total_steps"] > ep["total_steps"][-1] / 2
             rows.append(
                 {
