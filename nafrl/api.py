@@ -73,8 +73,8 @@ class OffPolicyAgent:
         **config: Any,
     ) -> None:
         cfg = config.pop("config", None)
-        self.config: Config = cfg if isinstance(cfg, Config) else make_config(**config)
-        validate_for_algo(self.config, self.algo)
+        cfg = cfg if isinstance(cfg, Config) else make_config(**config)
+        self.config: Config = validate_for_algo(cfg, self.algo)
         self.seed = validate_seed(seed)
         self.env = make_env(env, check_finite=True)  # NaN from the env never reaches R
         self.env_id = env_id(self.env)

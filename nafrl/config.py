@@ -38,20 +38,23 @@ class Config:
     """NAF only: one MLP trunk with three linear heads instead of separate MLPs for V, mu, L."""
     batch_norm: bool = False
     """Batch normalisation on the inputs and hidden layers (one of the paper's swept options)."""
-    layer_norm: bool = False
-    """Layer normalisation of every hidden layer before its ReLU (not in the paper; issue 13
-    measures it against Q-value divergence)."""
-    obs_norm: bool = False
+    layer_norm: bool | None = None
+    """Layer normalisation of every hidden layer before its ReLU. None: the algorithm's
+    default (:data:`ALGO_DEFAULTS`: on for NAF, off for DDPG). Not in the paper (its
+    protocols set False): with it NAF's V stays bounded where it diverged on HalfCheetah-v5
+    (issue 13, bench/results/reliability/README.md)."""
+    obs_norm: bool | None = None
     """Normalise observations by their running mean and standard deviation (as SB3's
-    VecNormalize; nafrl.agents.obs_norm). Not in the paper; issue 13 measures it as batch
-    norm's alternative on tasks with badly scaled observations."""
+    VecNormalize; nafrl.agents.obs_norm). None: the algorithm's default (on for NAF, off for
+    DDPG). Not in the paper (its protocols set False): batch norm's input scaling without
+    its per-minibatch spread, which broke the pendulums (issue 13)."""
     max_log_diag: float = 5.0
     """NAF: smooth bound on |log diag L| (tanh), so P = L L^T stays finite and positive
     definite and its gradient never stops."""
-    min_log_diag: float | None = None
-    """NAF: lower bound of log diag L, a negative number (None: -max_log_diag), so
-    P >= e^(2 min_log_diag): the advantage cannot vanish (issue 13 measures it against P
-    collapsing to its floor while mu saturates)."""
+    min_log_diag: float | None = -1.0
+    """NAF: lower bound of log diag L, a negative number (None: -max_log_diag, the paper's
+    protocols), so P >= e^(2 min_log_diag): the advantage cannot vanish while mu saturates
+    (issue 13)."""
 
     # --- optimisation (Algorithm 1) ---
     learning_rate: float = 1e-3
@@ -78,11 +81,12 @@ class Config:
     """Clip the TD target to the returns the rewards seen allow, [min(r_min, 0),
     max(r_max, 0)] / (1 - gamma): not in the paper; issue 13 measures it against the
     divergence of V."""
-    target_smoothing: float = 0.0
+    target_smoothing: float = 0.15
     """NAF only: sigma of target policy smoothing (TD3's, Fujimoto et al. 2018) in closed
     form: y = r + gamma E[Q'(x', mu' + eps)], eps ~ N(0, sigma^2 I), which for NAF's
-    quadratic Q' is V'(x') - sigma^2 / 2 tr P'(x'). Not in the paper (0 disables); issue 13
-    measures it against the overshoot of V, which a sharp (large P) peak of Q' feeds."""
+    quadratic Q' is V'(x') - sigma^2 / 2 tr P'(x'). Not in the paper (0 disables, as the
+    paper's protocols do): without it V overshot 12-60x the return scale on the pendulums
+    and Hopper-v5, fed by a sharp (large P) peak of Q' (issue 13)."""
     twin_v: bool = False
     """NAF only: two V networks trained on one target y = r + gamma min(V1'(x'), V2'(x')),
     sharing mu and L (TD3's clipped double Q, Fujimoto et al. 2018, for NAF, where max_u Q'
@@ -252,8 +256,9 @@ class Config:
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 
 #: Fields added after run folders were first recorded, with the value that keeps the earlier
-#: behaviour. A config.json without one of them reads as that value, and run ids leave them
-#: out at that value, so adding an opt-in option neither orphans nor refuses existing runs.
+#: behaviour (the paper's method; today's default may differ since issue 13). A config.json
+#: without one of them reads as that value, and run ids leave them out at that value, so
+#: adding an option neither orphans nor refuses existing runs.
 ADDED_FIELDS: dict[str, Any] = {
     "layer_norm": False,
     "clip_target": False,
@@ -392,30 +397,55 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
 ALGOS: tuple[str, ...] = tuple(ALGO_ONLY)  # equals nafrl.agents.ALGORITHMS (tested)
 #: Former defaults of another algorithm's fields, still read as "not set": config.json files
 #: written before actor_learning_rate's default became 1e-4 hold None there, and a NAF run
-#: saved then must still resume.
+#: saved then must still resume. (NAF's fields of :data:`ADDED_FIELDS` read as "not set" at
+#: their neutral values too: DDPG runs recorded before NAF's defaults changed hold them.)
 _FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"actor_learning_rate": (None,)}
 
 
-def validate_for_algo(config: Config, algo: str) -> Config:
-    """Check that ``config`` is valid for ``algo`` ('naf' or 'ddpg') and return it.
+#: What a field left at None means for each algorithm. NAF's are issue 13's measured
+#: defaults. DDPG, the paper's baseline, keeps the paper's networks: with obs_norm and
+#: layer_norm it was measured on InvertedPendulum-v5 only (5 of 5 seeds reach 1000 by
+#: 3.4-5.6k steps, 2 of 5 steady at the end; without: 3 of 3 by 2.8-9.8k, none steady),
+#: not on the suite's other tasks (bench/results/reliability/README.md).
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "naf": {"obs_norm": True, "layer_norm": True},
+    "ddpg": {"obs_norm": False, "layer_norm": False},
+}
 
-    A field another algorithm owns (:data:`ALGO_ONLY`) must keep its default: DDPG rejects
-    NAF's network and model-based options and ``exploration='precision'``; NAF rejects
-    ``actor_learning_rate``. Agents call this when built; a sweep can call it on every point
-    of its grid before starting anything.
+
+def for_algo(config: Config, algo: str) -> Config:
+    """``config`` with its fields left at None replaced by ``algo``'s :data:`ALGO_DEFAULTS`."""
+    unset = {k: v for k, v in ALGO_DEFAULTS.get(algo, {}).items() if getattr(config, k) is None}
+    return dataclasses.replace(config, **unset) if unset else config
+
+
+def _unset(config: Config, name: str) -> bool:
+    value = getattr(config, name)
+    return (
+        value == getattr(Config, name)
+        or value in _FORMER_DEFAULTS.get(name, ())
+        or (name in ADDED_FIELDS and value == ADDED_FIELDS[name])
+    )
+
+
+def validate_for_algo(config: Config, algo: str) -> Config:
+    """Check that ``config`` is valid for ``algo`` ('naf' or 'ddpg') and return it in the
+    form that algorithm records (fields left at None set to its :data:`ALGO_DEFAULTS`).
+
+    A field another algorithm owns (:data:`ALGO_ONLY`) must be left unset (its default, or
+    its neutral value of :data:`ADDED_FIELDS`): DDPG rejects NAF's network and model-based
+    options and ``exploration='precision'``; NAF rejects ``actor_learning_rate``. The
+    returned config holds those of them that are :data:`ADDED_FIELDS` at their neutral
+    values, so a DDPG run's record and id do not change when a NAF-only default does.
+    Agents call this when built; a sweep calls it on every point of its grid before
+    starting anything.
     """
     if algo not in ALGO_ONLY:
         raise ConfigError(f"unknown algorithm {algo!r}; accepted: {', '.join(ALGOS)}")
     if not isinstance(config, Config):
         raise ConfigError(f"config must be a nafrl.config.Config, got {type(config).__name__}")
-    foreign = [
-        n
-        for other, names in ALGO_ONLY.items()
-        if other != algo
-        for n in names
-        if getattr(config, n) != getattr(Config, n)
-        and getattr(config, n) not in _FORMER_DEFAULTS.get(n, ())
-    ]
+    others = [n for other, names in ALGO_ONLY.items() if other != algo for n in names]
+    foreign = [n for n in others if not _unset(config, n)]
     if algo != "naf" and config.exploration == "precision":
         foreign.append("exploration='precision'")
     if foreign:
@@ -424,7 +454,9 @@ def validate_for_algo(config: Config, algo: str) -> Config:
             f"{algo.upper()} does not support {', '.join(foreign)}: these are {owner} options; "
             f"leave them at their defaults"
         )
-    return config
+    neutral = {n: ADDED_FIELDS[n] for n in others if n in ADDED_FIELDS}
+    config = dataclasses.replace(config, **neutral) if neutral else config
+    return for_algo(config, algo)
 
 
 # --------------------------------------------------------------------- seeds, counts, memory

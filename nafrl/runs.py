@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nafrl.config import ALGOS, Config, ConfigError, with_added_fields
+from nafrl.config import ALGOS, Config, ConfigError, validate_for_algo, with_added_fields
 from nafrl.errors import NafrlError
 
 if TYPE_CHECKING:
@@ -104,6 +104,10 @@ class RunSpec:
             raise RunError(
                 f"invalid eval_episodes={self.eval_episodes!r}: expected an integer >= 1"
             )
+        try:  # the form the algorithm records (DDPG: NAF's added options at neutral values)
+            object.__setattr__(self, "config", validate_for_algo(self.config, self.algo))
+        except ConfigError as e:
+            raise RunError(str(e)) from None
 
     @property
     def budget_kind(self) -> str:

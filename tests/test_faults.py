@@ -7,6 +7,7 @@ full disk run ``nafrl`` in a private mount namespace (``unshare``).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -315,13 +316,37 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
             elif isinstance(default, bool):
                 value = not default
             elif isinstance(default, int | float):
-                value = 2 * default + 1
+                value = 2 * default + 1 if default >= 0 else 2 * default
             else:  # None (actor_learning_rate)
                 value = 1e-4
             assert value != default, n
             with pytest.raises(ConfigError, match=n):
                 validate_for_algo(make_config(**{n: value}), other)
-    assert validate_for_algo(Config(), "naf") == Config()
+    # Fields left at None take the algorithm's defaults (nafrl.config.ALGO_DEFAULTS).
+    assert Config().obs_norm is None and Config().layer_norm is None
+    naf_cfg, ddpg_cfg = validate_for_algo(Config(), "naf"), validate_for_algo(Config(), "ddpg")
+    assert naf_cfg == dataclasses.replace(Config(), obs_norm=True, layer_norm=True)
+    assert (ddpg_cfg.obs_norm, ddpg_cfg.layer_norm) == (False, False)
+    assert validate_for_algo(make_config(obs_norm=True), "ddpg").obs_norm is True
+
+
+def test_ddpg_records_nafs_added_options_at_their_neutral_values():
+    """NAF's defaults of issue 13 (min_log_diag, target_smoothing) mean nothing to DDPG: a
+    DDPG config keeps their neutral values, so its run id and record are those of a DDPG run
+    made before NAF's defaults changed, and such a record (holding the neutral values) is
+    accepted; any other value is still refused."""
+    from nafrl.config import ADDED_FIELDS
+
+    naf_added = [n for n in ALGO_ONLY["naf"] if n in ADDED_FIELDS]
+    assert naf_added and any(getattr(Config, n) != ADDED_FIELDS[n] for n in naf_added)
+    ddpg = validate_for_algo(Config(), "ddpg")
+    for n in naf_added:
+        assert getattr(ddpg, n) == ADDED_FIELDS[n], n
+    assert validate_for_algo(ddpg, "ddpg") == ddpg
+    assert nafrl.DDPG("Pendulum-v1", **TINY).config.min_log_diag is None
+    assert validate_for_algo(make_config(min_log_diag=-2.0), "naf").min_log_diag == -2.0
+    with pytest.raises(ConfigError, match="min_log_diag"):
+        validate_for_algo(make_config(min_log_diag=-2.0), "ddpg")
 
 
 @pytest.mark.parametrize(
@@ -626,7 +651,7 @@ def test_9_configs_saved_before_the_ddpg_actor_rate_default_still_validate():
     # config.json files written before actor_learning_rate defaulted to 1e-4 hold None.
     assert Config().actor_learning_rate == 1e-4
     old = make_config(actor_learning_rate=None)
-    assert validate_for_algo(old, "naf") is old
-    assert validate_for_algo(old, "ddpg") is old
+    assert validate_for_algo(old, "naf").actor_learning_rate is None
+    assert validate_for_algo(old, "ddpg").actor_learning_rate is None
     with pytest.raises(ConfigError, match="NAF does not support actor_learning_rate"):
         validate_for_algo(make_config(actor_learning_rate=1e-3), "naf")

@@ -31,7 +31,7 @@ def test_running_statistics_equal_the_sample_mean_and_variance():
 @pytest.mark.parametrize("algo", ["naf", "ddpg"])
 def test_networks_see_normalised_inputs_and_updates_keep_the_statistics(algo):
     cfg = make_config(hidden_sizes=(16,), obs_norm=True)
-    plain = make_agent(algo, make_config(hidden_sizes=(16,)), 2, 1)
+    plain = make_agent(algo, make_config(hidden_sizes=(16,), obs_norm=False), 2, 1)
     agent = make_agent(algo, cfg, 2, 1)
     state = agent.init(jax.random.PRNGKey(0))
     for x in [[10.0, 0.0], [12.0, 1.0], [14.0, 2.0]]:

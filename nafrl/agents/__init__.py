@@ -16,7 +16,7 @@ from typing import Literal, get_args
 from nafrl.agents import ddpg, naf
 from nafrl.agents.common import Agent
 from nafrl.agents.obs_norm import with_obs_norm
-from nafrl.config import Config
+from nafrl.config import Config, for_algo
 
 #: algorithm name -> ``make(config, obs_dim, act_dim) -> Agent``
 ALGORITHMS: dict[str, Callable[[Config, int, int], Agent]] = {
@@ -40,6 +40,7 @@ def make_agent(algo: str, config: Config, obs_dim: int, act_dim: int) -> Agent:
     """The agent of algorithm ``algo`` (one of :func:`algorithm_names`)."""
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; accepted: {', '.join(ALGORITHMS)}")
+    config = for_algo(config, algo)  # obs_norm, layer_norm: None is the algorithm's default
     agent = ALGORITHMS[algo](config, obs_dim, act_dim)
     return with_obs_norm(agent, obs_dim) if config.obs_norm else agent
 

@@ -31,16 +31,17 @@ from nafrl.agents.common import (
     soft_update,
     widen_reward_range,
 )
-from nafrl.config import Config
+from nafrl.config import Config, for_algo
 from nafrl.networks import Actor, Critic
 from nafrl.types import Batch, TrainState
 
 
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     """Build the DDPG agent's pure functions."""
+    config = for_algo(config, "ddpg")  # layer_norm None: DDPG's default
     hidden = tuple(config.hidden_sizes)
-    actor = Actor(act_dim, hidden, config.batch_norm, config.layer_norm)
-    critic = Critic(hidden, config.batch_norm, config.layer_norm)
+    actor = Actor(act_dim, hidden, config.batch_norm, bool(config.layer_norm))
+    critic = Critic(hidden, config.batch_norm, bool(config.layer_norm))
     critic_opt = make_optimizer(config.learning_rate, config.grad_clip_norm)
     actor_opt = make_optimizer(
         config.actor_learning_rate or config.learning_rate, config.grad_clip_norm

@@ -39,12 +39,13 @@ from nafrl.agents.common import (
     soft_update,
     widen_reward_range,
 )
-from nafrl.config import Config
+from nafrl.config import Config, for_algo
 from nafrl.networks import NAFNetwork, NAFOutputs, q_value
 from nafrl.types import Batch, TrainState
 
 
 def make_network(config: Config, act_dim: int) -> NAFNetwork:
+    config = for_algo(config, "naf")  # layer_norm None: NAF's default
     return NAFNetwork(
         action_dim=act_dim,
         hidden_sizes=tuple(config.hidden_sizes),
@@ -52,7 +53,7 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
         batch_norm=config.batch_norm,
         max_log_diag=config.max_log_diag,
         min_log_diag=config.min_log_diag,
-        layer_norm=config.layer_norm,
+        layer_norm=bool(config.layer_norm),
         twin_v=config.twin_v,
     )
 
@@ -96,6 +97,7 @@ def td_loss(
 
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     """Build the NAF agent's pure functions for the given observation/action sizes."""
+    config = for_algo(config, "naf")
     net = make_network(config, act_dim)
     optimizer = make_optimizer(config.learning_rate, config.grad_clip_norm)
 

@@ -257,7 +257,7 @@ def _expand_one(s: SweepSpec) -> list[PlannedRun]:
             label = f"grid point {point}" if point else "its [config]"
             try:
                 cfg = make_config(**{k: _tuple_if_list(v) for k, v in fields.items()})
-                validate_for_algo(cfg, algo)
+                cfg = validate_for_algo(cfg, algo)
             except (ConfigError, TypeError, ValueError) as e:
                 raise SpecError(f"sweep {s.name!r}, {algo} on {task}, {label}: {e}") from None
             for seed in s.seeds:

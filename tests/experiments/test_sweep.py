@@ -279,7 +279,7 @@ def test_an_added_option_at_its_neutral_value_keeps_run_ids_and_resumes_old_fold
     from nafrl.runs import RunError, RunSpec, _check_same_run
 
     assert ADDED_FIELDS, "nothing to test"
-    base = make_config()
+    base = make_config(**ADDED_FIELDS)  # the behaviour of folders made before the fields
     spec = RunSpec("naf", "Pendulum-v1", 0, {"steps": 100}, base)
     record = spec.to_dict()
     for name, neutral in ADDED_FIELDS.items():
@@ -287,24 +287,24 @@ def test_an_added_option_at_its_neutral_value_keeps_run_ids_and_resumes_old_fold
         assert name not in identity_dict(base)
         del record["config"][name]  # a folder from before the field existed
     _check_same_run(record, spec, tmp_path)  # accepted
-    other = RunSpec("naf", "Pendulum-v1", 0, {"steps": 100}, make_config(layer_norm=True))
+    changed = make_config(**{**ADDED_FIELDS, "layer_norm": True})
+    other = RunSpec("naf", "Pendulum-v1", 0, {"steps": 100}, changed)
     assert identity_dict(other.config)["layer_norm"] is True
     with pytest.raises(RunError, match="layer_norm"):
         _check_same_run(record, other, tmp_path)
 
 
-def test_a_record_without_an_added_field_reads_as_its_neutral_value(monkeypatch) -> None:
+def test_a_record_without_an_added_field_reads_as_its_neutral_value() -> None:
     """A config.json written before a field existed ran without it: it must read as the
-    field's neutral value even when today's default differs (here a stand-in neutral value
-    of True against the default False)."""
-    import nafrl.config as config_module
+    field's neutral value, not today's default (target_smoothing: 0 against 0.15 since
+    issue 13)."""
+    from nafrl.config import ADDED_FIELDS, Config
 
-    monkeypatch.setitem(config_module.ADDED_FIELDS, "layer_norm", True)
-    record = config_module.Config().to_dict()
-    del record["layer_norm"]
-    assert config_module.Config().layer_norm is False
-    assert config_module.Config.from_dict(record).layer_norm is True
-    assert config_module.Config.from_dict({**record, "layer_norm": False}).layer_norm is False
+    assert Config().target_smoothing != ADDED_FIELDS["target_smoothing"] == 0.0
+    record = Config().to_dict()
+    del record["target_smoothing"]
+    assert Config.from_dict(record).target_smoothing == 0.0
+    assert Config.from_dict({**record, "target_smoothing": 0.3}).target_smoothing == 0.3
 
 
 def test_a_sweep_recorded_before_an_added_field_existed_still_resumes(
@@ -322,13 +322,17 @@ def test_a_sweep_recorded_before_an_added_field_existed_still_resumes(
     out = tmp_path / "sweep"
     shutil.copytree(full_sweep, out)
     manifest = json.loads((out / "sweep.json").read_text())
-    for entry in manifest["runs"]:
-        for name in ADDED_FIELDS:
-            del entry["config"][name]
+    removed = 0
+    for entry in manifest["runs"]:  # an old record lacks the fields it ran at neutral
+        for name, neutral in ADDED_FIELDS.items():
+            if entry["config"][name] == neutral:
+                del entry["config"][name]
+                removed += 1
+    assert removed
     (out / "sweep.json").write_text(json.dumps(manifest))
     summary = run_sweep(spec_file, out, workers=1)
     assert summary.done == summary.total == 4 and not summary.failed
-    manifest["runs"][0]["config"]["layer_norm"] = True
+    manifest["runs"][0]["config"]["twin_v"] = True
     (out / "sweep.json").write_text(json.dumps(manifest))
     with pytest.raises(_SpecError, match="runs differ"):
         run_sweep(spec_file, out, workers=1)
