@@ -97,7 +97,6 @@ def td_loss(
 
 def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     """Build the NAF agent's pure functions for the given observation/action sizes."""
-    config = for_algo(config, "naf")
     net = make_network(config, act_dim)
     optimizer = make_optimizer(config.learning_rate, config.grad_clip_norm)
 
