@@ -241,7 +241,14 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """DDPG action-value Q(x, u); the action joins the state at the input layer."""
+    """DDPG action-value Q(x, u); the action joins the state at the input layer.
+
+    With ``batch_norm`` only the state is normalised (at the input): as in Lillicrap et al.,
+    no batch norm sees the action. Batch statistics over the action would make Q(x, u) of
+    one row depend on the other rows' actions, and the actor's loss, Q(x, pi(x)) with the
+    statistics of pi's actions, a different function from the critic trained on the
+    buffer's actions; that made DDPG's Q diverge on the peg (bench/results/paper/README.md).
+    """
 
     hidden_sizes: Sequence[int] = (200, 200)
     batch_norm: bool = False
@@ -249,6 +256,8 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, u: jax.Array, train: bool = False) -> jax.Array:
+        if self.batch_norm:
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.99, name="bn_state")(x)
         xu = jnp.concatenate([x, u], axis=-1)
-        mlp = StackedMLP(self.hidden_sizes, (1,), self.batch_norm, self.layer_norm)
+        mlp = StackedMLP(self.hidden_sizes, (1,), False, self.layer_norm)
         return mlp(xu, train)[0][:, 0]

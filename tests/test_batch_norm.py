@@ -13,7 +13,7 @@ import pytest
 from nafrl.agents import ddpg, naf
 from nafrl.agents.common import apply_in_update
 from nafrl.config import Config
-from nafrl.networks import NAFNetwork
+from nafrl.networks import Critic, NAFNetwork
 from nafrl.types import Batch
 
 DX, DU, B = 4, 2, 32
@@ -92,3 +92,18 @@ def test_update_ignores_every_running_statistic(module):
             strict=True,
         ):
             np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_ddpg_critic_batch_norm_never_sees_the_action():
+    """Q(x, u) of one row in a batch-statistics pass depends on the other rows' states (the
+    state is normalised) but not on their actions."""
+    critic = Critic(hidden_sizes=(16, 16), batch_norm=True)
+    b = _batch()
+    variables = critic.init(jax.random.PRNGKey(0), b.obs[:1], b.action[:1])
+    q = apply_in_update(critic, variables, b.obs, b.action)
+    other_actions = b.action.at[1:].set(-b.action[1:])
+    q_u = apply_in_update(critic, variables, b.obs, other_actions)
+    np.testing.assert_allclose(q_u[0], q[0], rtol=1e-6, atol=1e-6)
+    other_states = b.obs.at[1:].multiply(2.0)
+    q_x = apply_in_update(critic, variables, other_states, b.action)
+    assert abs(float(q_x[0] - q[0])) > 1e-4

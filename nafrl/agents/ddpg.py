@@ -10,7 +10,8 @@ Departures from Lillicrap et al., documented choices:
 - truncated episodes bootstrap from Q'(x', pi'(x')); only true terminal states stop it;
 - with batch norm, every network evaluated inside an update (the targets, the critic in the
   actor's loss) uses the statistics of its batch, as the trained critic does
-  (:func:`nafrl.agents.common.apply_in_update`).
+  (:func:`nafrl.agents.common.apply_in_update`), and the critic normalises the state only,
+  never the action (:class:`nafrl.networks.Critic`).
 """
 
 from __future__ import annotations
