@@ -68,12 +68,16 @@ BUDGETS: dict[str, int] = {
 #: A seed "learned" a task when its best test return reaches this (issue 13 asks NAF to learn
 #: on at least 4 of 5 seeds). The easy tasks' thresholds are near their maxima (1000, about
 #: 9350, about -4 for the RL Zoo's TD3); Hopper's and HalfCheetah's are what the peers pass
-#: early in learning, since 100k steps is far from their plateaus.
+#: early in learning, since 100k steps is far from their plateaus. Hopper's is 1250, not
+#: 1000: standing still for the whole episode earns the alive bonus, 1025-1048 in our runs
+#: (bench/results/reliability/README.md, "TD3's exploration on the stuck seeds"), so 1000
+#: counted a policy that never hops as learned; 1250 asks for 0.25 m/s forward on average
+#: over a full episode (the forward reward is the velocity, per step).
 LEARNED: dict[str, float] = {
     "InvertedPendulum-v5": 950.0,
     "InvertedDoublePendulum-v5": 9000.0,
     "Reacher-v5": -6.0,
-    "Hopper-v5": 1000.0,
+    "Hopper-v5": 1250.0,
     "HalfCheetah-v5": 1500.0,
 }
 #: A seed that learned "collapsed" when its final return lost more than this fraction of the
