@@ -394,7 +394,16 @@ def return_at(run: dict[str, Any], wall: float) -> float:
 
 
 def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
-    """Write report.md, report.json and figures/<task>.png from the finished runs."""
+    """Write report.md, report.json and figures/<task>.png from the finished runs.
+
+    ``note`` (a paragraph on what has run) is kept in ``out/note.md``, so the report that
+    ``run`` writes when it ends keeps the last note given to ``report --note``."""
+    note_file = out / "note.md"
+    if note:
+        out.mkdir(parents=True, exist_ok=True)
+        note_file.write_text(note.strip() + "\n")
+    elif note_file.is_file():
+        note = note_file.read_text().strip()
     import matplotlib
 
     matplotlib.use("Agg")
