@@ -454,15 +454,9 @@ def validate_for_algo(config: Config, algo: str) -> Config:
             f"{algo.upper()} does not support {', '.join(foreign)}: these are {owner} options; "
             f"leave them at their defaults"
         )
-    # One replace: the other algorithm's added fields at their neutral values, then the
-    # fields still None at this algorithm's defaults (as for_algo).
-    changes = {n: ADDED_FIELDS[n] for n in others if n in ADDED_FIELDS}
-    changes |= {
-        k: v
-        for k, v in ALGO_DEFAULTS.get(algo, {}).items()
-        if changes.get(k, getattr(config, k)) is None
-    }
-    return dataclasses.replace(config, **changes) if changes else config
+    neutral = {n: ADDED_FIELDS[n] for n in others if n in ADDED_FIELDS}
+    config = dataclasses.replace(config, **neutral) if neutral else config
+    return for_algo(config, algo)
 
 
 # --------------------------------------------------------------------- seeds, counts, memory
