@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import nafrl.envs  # noqa: F401  (registers the tasks)
+from nafrl.envs import TASKS
 from nafrl.models.simulator import SimulatorDynamics
 
 
@@ -44,8 +45,58 @@ def test_step_matches_the_real_environment(cartpole):
     np.testing.assert_allclose(sim.observe(nxt2), env.unwrapped.observe(), atol=1e-12)
 
 
-def test_finite_difference_linearisation_predicts_small_perturbations(cartpole):
-    env, sim = cartpole
+@pytest.mark.parametrize("task", list(TASKS))
+def test_batched_steps_are_the_env_steps_bit_for_bit(task):
+    """``step`` / ``step_observed`` run a batch through MuJoCo's C rollout; each row must be
+    exactly ``env.step`` from ``set_state`` of the template with that z (contacts, mocap
+    targets and warm starts included), with actions inside and outside [-1, 1]."""
+    env = gym.make(task)
+    env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(15):  # away from the initial state: moving, and in contact where it can be
+        env.step(env.action_space.sample())
+    sim = SimulatorDynamics(env)
+    z0 = sim.state_from(env.unwrapped.get_state())
+    z = z0 + 1e-3 * rng.standard_normal((5, sim.dx)) * (np.arange(5) > 0)[:, None]
+    u = rng.uniform(-1.3, 1.3, (5, sim.du))
+    nxt, obs = sim.step_observed(z, u)
+    for i in range(5):
+        sim._set(z[i])
+        want = sim._step(u[i])
+        np.testing.assert_array_equal(nxt[i], want)
+        np.testing.assert_array_equal(obs[i], sim.env.observe())
+    # The unperturbed row is the real env's next step.
+    real_obs, *_ = env.step(u[0])
+    np.testing.assert_array_equal(nxt[0], sim.encode(env.unwrapped.get_state()))
+    np.testing.assert_array_equal(obs[0], real_obs)
+
+
+def test_forward_and_central_differences_agree():
+    """Forward differences (the default) match central ones to O(eps) on a smooth task,
+    including an action at its bound, where both difference inside the box."""
+    env = gym.make("nafrl/Cartpole-v1")
+    env.reset(seed=6)
+    fwd = SimulatorDynamics(env)
+    cen = SimulatorDynamics(env, differences="central")
+    z0 = fwd.state_from(env.unwrapped.get_state())
+    cen.state_from(env.unwrapped.get_state())
+    u_hat = np.array([[0.3], [1.0], [-1.0], [-0.6]])
+    x_hat = fwd.rollout(z0, u_hat)
+    lf, of, Jf, Df = fwd.linearize_with_observation(x_hat, u_hat)
+    lc, oc, Jc, Dc = cen.linearize_with_observation(x_hat, u_hat)
+    assert np.abs(lf.F - lc.F).max() < 1e-4 * max(1.0, np.abs(lc.F).max())
+    np.testing.assert_allclose(lf.f, lc.f, atol=1e-4)
+    assert np.abs(lc.F[:, :, 4]).min() > 1e-3  # the action moves the cart at the bounds too
+    np.testing.assert_array_equal(of, oc)
+    np.testing.assert_array_equal(Jf, Jc)
+    with pytest.raises(ValueError, match="differences"):
+        SimulatorDynamics(env, differences="backward")
+
+
+@pytest.mark.parametrize("differences", ["forward", "central"])
+def test_finite_difference_linearisation_predicts_small_perturbations(cartpole, differences):
+    env, _ = cartpole
+    sim = SimulatorDynamics(env, differences=differences)
     env.reset(seed=5)
     z0 = sim.state_from(env.unwrapped.get_state())
     u_hat = np.full((3, 1), 0.2)

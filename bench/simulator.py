@@ -1,0 +1,135 @@
+"""The true-dynamics model's cost (Table 2, section 6.3's true model): per task, the median
+time of one finite-difference linearisation (H = 20) and of one MPC control step (H = 20,
+2 iLQG iterations, warm-started, as in guided training episodes), for
+
+* ``loop-central``  each simulator step from Python (``set_state`` + ``env.step`` per row)
+                    with central differences: the implementation before 2026-12-03;
+* ``batch-central`` the same differences, every batch of steps in one call of MuJoCo's C
+                    ``rollout`` (bit-identical steps);
+* ``batch-forward`` the default: batched, forward differences (dz + du + 1 steps per time
+                    step instead of 2 (dz + du)).
+
+All three run in the same process, one after another per repetition, so machine load hits
+them alike; the ratios are what to read.
+
+    .venv/bin/python bench/simulator.py                  # ~3 min; bench/results/simulator.json
+    .venv/bin/python bench/simulator.py --tasks nafrl/Reacher-v1 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import nafrl.envs  # noqa: F401  (registers the tasks)
+from nafrl.models.simulator import SimulatorDynamics
+from nafrl.planning.mpc import MPC
+
+TASKS = ("nafrl/Reacher-v1", "nafrl/Canada2d-v1", "nafrl/Cheetah-v1", "nafrl/Cartpole-v1")
+
+
+class LoopSimulator(SimulatorDynamics):
+    """Each step from Python, one row at a time (the implementation before the batching)."""
+
+    def _physics(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
+        out = np.empty_like(z)
+        for i in range(len(z)):
+            self._set(z[i])
+            out[i] = self._step(u[i])
+        return out
+
+
+VARIANTS = {
+    "loop-central": lambda env: LoopSimulator(env, differences="central"),
+    "batch-central": lambda env: SimulatorDynamics(env, differences="central"),
+    "batch-forward": lambda env: SimulatorDynamics(env),
+}
+
+
+def measure(task: str, reps: int, mpc_steps: int, horizon: int) -> dict[str, Any]:
+    env = gym.make(task)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    state = env.unwrapped.get_state()
+    sims = {k: make(env) for k, make in VARIANTS.items()}
+    du = env.action_space.shape[0]
+    u_hat = np.random.default_rng(0).uniform(-0.5, 0.5, (horizon, du))
+    lin: dict[str, list[float]] = {k: [] for k in sims}
+    step: dict[str, list[float]] = {k: [] for k in sims}
+    for sim in sims.values():  # warm-up: the planner's jitted parts compile here
+        MPC(sim, env.unwrapped.reward, horizon=horizon, iterations=2).act(state, 0)
+    for _ in range(reps):
+        for k, sim in sims.items():
+            z0 = sim.state_from(state)
+            x_hat = sim.rollout(z0, u_hat)
+            t0 = time.perf_counter()
+            sim.linearize_with_observation(x_hat, u_hat)
+            lin[k].append(time.perf_counter() - t0)
+            mpc = MPC(
+                sim,
+                env.unwrapped.reward,
+                horizon=horizon,
+                iterations=2,
+                episode_horizon=env.unwrapped.horizon,
+            )
+            env.unwrapped.set_state(state)
+            u = mpc.act(env.unwrapped.get_state(), 0)  # the cold first plan is not timed
+            for t in range(1, mpc_steps + 1):
+                env.step(u)
+                t0 = time.perf_counter()
+                u = mpc.act(env.unwrapped.get_state(), t)
+                step[k].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {"dz": sims["batch-forward"].dx, "du": du, "H": horizon}
+    for k in sims:
+        out[k] = {
+            "linearize_ms": 1e3 * float(np.median(lin[k])),
+            "mpc_step_ms": 1e3 * float(np.median(step[k])),
+        }
+    base = out["loop-central"]
+    for k in ("batch-central", "batch-forward"):
+        out[k]["linearize_speedup"] = base["linearize_ms"] / out[k]["linearize_ms"]
+        out[k]["mpc_step_speedup"] = base["mpc_step_ms"] / out[k]["mpc_step_ms"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="*", default=list(TASKS))
+    p.add_argument("--reps", type=int, default=5, help="repetitions (each: 1 linearisation)")
+    p.add_argument("--mpc-steps", type=int, default=5, help="timed MPC steps per repetition")
+    p.add_argument("--horizon", type=int, default=20)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "simulator.json"))
+    args = p.parse_args()
+    results: dict[str, Any] = {"loadavg_start": os.getloadavg(), "tasks": {}}
+    print("| task | dz, du | variant | linearise (ms) | MPC step (ms) | speed-up (lin., MPC) |")
+    print("|---|---|---|---|---|---|")
+    for task in args.tasks:
+        r = measure(task, args.reps, args.mpc_steps, args.horizon)
+        results["tasks"][task] = r
+        for k in VARIANTS:
+            v = r[k]
+            ratio = (
+                f"{v['linearize_speedup']:.2f}x, {v['mpc_step_speedup']:.2f}x"
+                if "linearize_speedup" in v
+                else "1 (reference)"
+            )
+            print(
+                f"| {task} | {r['dz']}, {r['du']} | {k} | {v['linearize_ms']:.1f} | "
+                f"{v['mpc_step_ms']:.1f} | {ratio} |",
+                flush=True,
+            )
+    results["loadavg_end"] = os.getloadavg()
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
