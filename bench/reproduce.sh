@@ -3,7 +3,10 @@
 # bench/results/paper/<protocol>/work, and writes each report beside its work folder.
 # Resumable: rerun the same command after an interruption; finished runs are skipped.
 #   bash bench/reproduce.sh [protocol ...]     # default: fig3 section63 table2 table1
+# ONLY="pattern ..." runs just the runs whose ids match (nafrl sweep run --only), e.g.
+#   ONLY="naf-reacher-v1-none-* naf-reacher-v1-imr-s*" bash bench/reproduce.sh table2
 set -euo pipefail
+set -f  # no globbing: ONLY holds patterns for nafrl, not for the shell
 cd "$(dirname "$0")/.."
 NAFRL=${NAFRL:-.venv/bin/nafrl}
 WORKERS=${WORKERS:-2}
@@ -12,7 +15,9 @@ for name in "$@"; do
   out=bench/results/paper/$name
   mkdir -p "$out"
   echo "== $name ($(date -u +%FT%TZ))"
-  "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS"
+  # shellcheck disable=SC2086  # ONLY is a list of patterns
+  "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS" \
+    ${ONLY:+--only $ONLY}
   "$NAFRL" sweep report "$out/work"
   cp "$out/work/report.md" "$out/work/report.json" "$out/"
   rm -rf "$out/figures" && cp -r "$out/work/figures" "$out/figures"

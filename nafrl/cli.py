@@ -156,11 +156,14 @@ def sweep(
     address: str | None = None,
     paper: str | None = None,
     budget: Literal["paper", "laptop"] = "laptop",
+    only: tuple[str, ...] = (),
 ) -> None:
     """Sweeps. ``nafrl sweep run SPEC.toml --out DIR [--workers N] [--backend local|ray]
     [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
     --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
-    resuming partial ones; ``nafrl sweep status DIR`` and ``nafrl sweep report DIR`` read it."""
+    resuming partial ones; ``--only PATTERN ...`` runs just the runs whose ids match a shell
+    pattern, in the patterns' order; ``nafrl sweep status DIR`` and ``nafrl sweep report
+    DIR`` read it."""
     from nafrl.experiments import report as report_mod
     from nafrl.experiments.spec import SpecError
     from nafrl.runs import RunError
@@ -177,10 +180,12 @@ def sweep(
                 specs, record = protocol(paper, budget)
                 summary = run_sweep(
                     specs, out, workers=workers, backend=backend, address=address,
-                    name=f"{paper}-{budget}", spec_record=record,
+                    name=f"{paper}-{budget}", spec_record=record, only=only,
                 )  # fmt: skip
             elif target is not None and paper is None:
-                summary = run_sweep(target, out, workers=workers, backend=backend, address=address)
+                summary = run_sweep(
+                    target, out, workers=workers, backend=backend, address=address, only=only
+                )
             else:
                 raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
             print(

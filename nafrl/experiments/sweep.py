@@ -61,11 +61,39 @@ def worker_env(out: Path) -> dict[str, str]:
 #: Env steps per second of one single-threaded worker training NAF with the default Config
 #: (2 x 200 units, batch 64, I = 5 updates per step), measured on this project's 2-core
 #: machine (issue 11: 351 and 347 steps/s for two concurrent HalfCheetah runs). The estimate
-#: scales it by 5 / updates_per_step and prefers the rate of runs already finished in DIR.
+#: weights each run's steps by :func:`step_cost` and prefers the rate of runs already
+#: finished in DIR.
 REFERENCE_STEPS_PER_SEC = 350.0
 #: Seconds each run costs besides training: process start-up, JIT compilation, final
 #: evaluation, figure, markers (bench/sweep.py measures it).
 REFERENCE_RUN_OVERHEAD = 10.0
+#: Algorithm 2's imagination: extra cost per env step per unit of rollout length l (its I*l
+#: extra minibatches ride in the same jitted call). Section 6.3's reacher, l = 10: 71 ms per
+#: step against model-free's 22 ms, so 1 + 0.2 l (bench/results/paper/section63).
+IMAGINATION_COST_PER_STEP_OF_L = 0.2
+#: A guided step (planner driving the episode) in model-free steps, by (model, planner): a
+#: true-model MPC step on the reacher is 60 ms on a quiet machine and 140 ms on a loaded one
+#: (bench/simulator.py) against model-free steps of 2.9 and 12 ms; full-horizon iLQG with
+#: the simulator replans once per episode with ~20 iterations, about half that per step;
+#: planning through fitted models is jitted and cheap.
+GUIDED_STEP_COST: dict[tuple[str, str], float] = {("true", "mpc"): 20.0, ("true", "ilqg"): 10.0}
+
+
+def step_cost(cfg: Any, episodes: int | None = None) -> float:
+    """Rough cost of one env step of a run with ``cfg`` in model-free NAF steps (I = 5):
+    more updates, imagination rollouts and planner-driven (guided) episodes cost more, so
+    a sweep that mixes them gets a sensible estimate. ``episodes``: the run's budget, to
+    count imagination switched off after ``imagination_off_after`` episodes."""
+    cost = cfg.updates_per_step / 5
+    if cfg.model != "none" and cfg.imagination_length > 0:
+        share = 1.0
+        if cfg.imagination_off_after > 0 and episodes:
+            share = min(1.0, cfg.imagination_off_after / episodes)
+        cost *= 1 + IMAGINATION_COST_PER_STEP_OF_L * cfg.imagination_length * share
+    if cfg.model != "none" and cfg.ilqg_fraction > 0:
+        cost += cfg.ilqg_fraction * GUIDED_STEP_COST.get((cfg.model, cfg.planner), 1.0)
+    return cost
+
 
 Backend = Literal["local", "ray"]
 
@@ -219,10 +247,15 @@ def run_sweep(
     name: str | None = None,
     spec_record: dict[str, Any] | None = None,
     display: bool = True,
+    only: Sequence[str] = (),
 ) -> SweepSummary:
     """Validate, plan and run a sweep into ``out`` (see the module docstring). ``specs`` is a
     TOML path, a :class:`SweepSpec` or a list of them (a paper protocol); ``name`` and
-    ``spec_record`` name it and record it in the manifest (default: from the spec)."""
+    ``spec_record`` name it and record it in the manifest (default: from the spec).
+
+    ``only``: shell patterns on run ids (``naf-reacher-v1-imr-*``); run just the unfinished
+    runs that match one, in the order of the patterns (cheap variants first, say). The
+    manifest still lists the whole sweep, so a later call without ``only`` runs the rest."""
     if isinstance(specs, str | Path):
         from nafrl.experiments.spec import load_spec
 
@@ -235,6 +268,8 @@ def run_sweep(
     if address and backend != "ray":
         raise SpecError("--address is for --backend ray")
     runs = expand(specs)  # the whole grid, validated before anything is written
+    if only:
+        _select(runs, [], only)  # a pattern that matches nothing fails before anything is written
     out = Path(out)
     name = name or (specs[0].name if len(specs) == 1 else "+".join(s.name for s in specs))
     record = spec_record or (
@@ -245,14 +280,21 @@ def run_sweep(
 
     folders = {r.id: out / "runs" / r.id for r in runs}
     todo = [r for r in runs if not (folders[r.id] / "done.json").is_file()]
+    left_out = ""
+    if only:
+        todo = _select(runs, todo, only)
+        unfinished = sum(not (folders[r.id] / "done.json").is_file() for r in runs)
+        left_out = f", {unfinished - len(todo)} left out by --only"
     workers = workers or os.cpu_count() or 1
     est = estimate(runs, todo, folders, min(workers, max(1, len(todo))))
     print(
-        f"sweep {name}: {len(runs)} runs ({len(runs) - len(todo)} done, {len(todo)} to run), "
+        f"sweep {name}: {len(runs)} runs ({len(runs) - len(todo)} done or left out, "
+        f"{len(todo)} to run{left_out}), "
         f"{est['total_steps']:,} env steps ({est['remaining_steps']:,} to go); estimated "
         f"{_hms(est['seconds'])} with {min(workers, max(1, len(todo)))} "
-        f"{'Ray' if backend == 'ray' else 'local'} worker(s) at {est['rate']:.0f} steps/s each "
-        f"({est['rate_source']})",
+        f"{'Ray' if backend == 'ray' else 'local'} worker(s) at {est['rate']:.0f} model-free "
+        f"steps/s each ({est['rate_source']}; imagination and planner-driven episodes weigh "
+        "more, sweep.step_cost)",
         flush=True,
     )
     summary = SweepSummary(out, len(runs), len(runs) - len(todo))
@@ -299,29 +341,61 @@ def estimate(
         horizon = gym.spec(r.spec.env).max_episode_steps or 1000
         return r.spec.budget_amount * horizon
 
+    def weight(r: PlannedRun) -> float:
+        eps = r.spec.budget_amount if r.spec.budget_kind == "episodes" else None
+        return step_cost(r.spec.config, eps)
+
     total = sum(steps(r) for r in runs)
     remaining = 0
-    cost = 0.0  # steps weighted by updates per step (time ~ I at the default sizes)
+    cost = 0.0  # model-free-equivalent steps: each run's steps times its step_cost
     for r in todo:
         left = max(0, steps(r) - _progress(folders[r.id]))
         remaining += left
-        cost += left * r.spec.config.updates_per_step / 5
+        cost += left * weight(r)
     rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
-    done = [read_json(f / "done.json") for f in folders.values() if (f / "done.json").is_file()]
-    learned = [d for d in done if d.get("wall_time", 0) > 0]
-    if learned:
-        rate = sum(d["num_timesteps"] for d in learned) / sum(d["wall_time"] for d in learned)
-        source = f"measured on the {len(learned)} finished run(s) here"
-        cost = remaining  # the finished runs' rate already reflects their settings
+    finished = [
+        (r, read_json(folders[r.id] / "done.json"))
+        for r in runs
+        if (folders[r.id] / "done.json").is_file()
+    ]
+    finished = [(r, d) for r, d in finished if d.get("wall_time", 0) > 0]
+    if finished:  # calibrate on this machine, in the same units
+        work = sum(d["num_timesteps"] * weight(r) for r, d in finished)
+        rate = work / sum(d["wall_time"] for _, d in finished)
+        source = f"measured on the {len(finished)} finished run(s) here"
     seconds = (cost / rate + REFERENCE_RUN_OVERHEAD * len(todo)) / max(1, workers)
     return {
         "total_steps": total,
         "remaining_steps": remaining,
+        "remaining_cost": cost,
         "rate": rate,
         "rate_source": source,
         "seconds": seconds,
+        "run_cost": {r.id: weight(r) for r in runs},
         "run_steps": {r.id: steps(r) for r in runs},
     }
+
+
+def _select(
+    runs: Sequence[PlannedRun], todo: Sequence[PlannedRun], patterns: Sequence[str]
+) -> list[PlannedRun]:
+    """The runs of ``todo`` whose id matches one of ``patterns``, ordered by the first
+    pattern each matches (then by plan order); a pattern matching no run is an error."""
+    from fnmatch import fnmatchcase
+
+    for pat in patterns:
+        if not any(fnmatchcase(r.id, pat) for r in runs):
+            examples = ", ".join(r.id.rsplit("-", 1)[0] + "-*" for r in runs[:3])
+            raise SpecError(
+                f"--only {pat!r} matches no run of this sweep; run ids look like {examples} "
+                "(shell patterns: * and ?)"
+            )
+    rank: dict[str, int] = {}
+    for r in todo:
+        hits = [i for i, pat in enumerate(patterns) if fnmatchcase(r.id, pat)]
+        if hits:
+            rank[r.id] = hits[0]
+    return sorted((r for r in todo if r.id in rank), key=lambda r: rank[r.id])
 
 
 def _schedule(
@@ -452,11 +526,15 @@ class _Monitor:
     ) -> None:
         from rich.console import Console
 
-        self.runs = {r.id: r for r in runs}
+        todo_ids = {r.id for r in todo}
+        finished = {r.id for r in runs if (folders[r.id] / "done.json").is_file()}
+        # The runs in view: those finished and those to run (not those left out by --only).
+        self.runs = {r.id: r for r in runs if r.id in finished or r.id in todo_ids}
         self.folders = folders
         self.steps = est["run_steps"]
+        self.cost = est["run_cost"]  # per env step, so that the ETA weighs runs as estimate()
         self.slots = slots
-        self.done = {r.id for r in runs} - {r.id for r in todo}
+        self.done = finished - todo_ids
         self.running: dict[str, int] = {}  # id -> steps at start
         self.failed: set[str] = set()
         self.best: dict[str, tuple[float, str]] = {}
@@ -464,8 +542,8 @@ class _Monitor:
             d = read_json(folders[rid] / "done.json")
             self._note_best(rid, (d.get("final_eval") or {}).get("test_return"))
         self.t0 = time.perf_counter()
-        self.steps_this_session = 0
-        self.remaining0 = est["remaining_steps"]
+        self.work_this_session = 0.0
+        self.remaining0 = est["remaining_cost"]
         self.eta0 = est["seconds"]
         self.console = Console(stderr=False)
         self.live = None
@@ -482,7 +560,8 @@ class _Monitor:
 
     def finished(self, rid: str, res: dict[str, Any]) -> None:
         start = self.running.pop(rid, 0)
-        self.steps_this_session += max(0, int(res.get("num_timesteps", start)) - start)
+        steps = max(0, int(res.get("num_timesteps", start)) - start)
+        self.work_this_session += steps * self.cost[rid]
         status = res.get("status")
         if status == "done":
             self.done.add(rid)
@@ -518,12 +597,14 @@ class _Monitor:
 
     def _eta(self) -> float:
         elapsed = time.perf_counter() - self.t0
-        running = sum(max(0, _progress(self.folders[r]) - s) for r, s in self.running.items())
-        done_steps = self.steps_this_session + running
-        left = max(0, self.remaining0 - done_steps)
-        if done_steps <= 0 or elapsed < 5:
+        running = sum(
+            max(0, _progress(self.folders[r]) - s) * self.cost[r] for r, s in self.running.items()
+        )
+        done = self.work_this_session + running
+        left = max(0.0, self.remaining0 - done)
+        if done <= 0 or elapsed < 5:
             return max(0.0, self.eta0 - elapsed)
-        return left / (done_steps / elapsed)
+        return left / (done / elapsed)
 
     def _counts(self) -> str:
         pending = len(self.runs) - len(self.done) - len(self.running) - len(self.failed)

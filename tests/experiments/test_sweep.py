@@ -336,3 +336,62 @@ def test_a_sweep_recorded_before_an_added_field_existed_still_resumes(
     (out / "sweep.json").write_text(json.dumps(manifest))
     with pytest.raises(_SpecError, match="runs differ"):
         run_sweep(spec_file, out, workers=1)
+
+
+def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
+    """A model-free run calibrates the rate; the ETA of an imagination + MPC run is its steps
+    times its step_cost over that rate, not its bare step count."""
+    from nafrl.config import Config
+    from nafrl.experiments.sweep import GUIDED_STEP_COST, estimate, step_cost
+
+    mb_variant = {"model": "true", "imagination_length": 10, "planner": "mpc", "ilqg_fraction": 0.5}
+    spec = SweepSpec(
+        "t2", ["naf"], ["nafrl/Reacher-v1"], [0], {"episodes": 40},
+        config={"updates_per_step": 5}, variants={"none": {}, "imr+mpc": mb_variant},
+    )  # fmt: skip
+    free, mb = expand(spec)
+    assert step_cost(free.spec.config) == 1.0
+    want = 1 + 0.2 * 10 + 0.5 * GUIDED_STEP_COST[("true", "mpc")]
+    assert step_cost(mb.spec.config, 40) == pytest.approx(want)
+    # Imagination switched off after 10 of 40 episodes counts a quarter of its cost.
+    off = Config(model="linear", imagination_length=10, imagination_off_after=10)
+    assert step_cost(off, 40) == pytest.approx(1 + 0.2 * 10 * 0.25)
+
+    folders = {r.id: tmp_path / r.id for r in (free, mb)}
+    for f in folders.values():
+        f.mkdir()
+    steps = 40 * 100  # the reacher's T = 100
+    (folders[free.id] / "done.json").write_text(
+        json.dumps({"num_timesteps": steps, "wall_time": 20.0})  # 200 steps/s here
+    )
+    est = estimate([free, mb], [mb], folders, workers=1)
+    assert estimate([free, mb], [], folders, workers=1)["seconds"] == 0  # nothing selected
+    assert est["rate"] == pytest.approx(200.0)
+    assert est["remaining_steps"] == steps
+    assert est["seconds"] == pytest.approx(steps * want / 200.0 + 10.0)
+
+
+def test_only_runs_the_matching_runs_in_the_patterns_order(tmp_path):
+    from nafrl.experiments.sweep import _select
+
+    spec = SweepSpec("o", ["naf", "ddpg"], ["Pendulum-v1"], [0, 1], {"steps": 100})
+    runs = expand(spec)
+    ids = [r.id for r in _select(runs, runs, ["ddpg-*-s1-*", "naf-*"])]
+    assert [i.rsplit("-", 1)[0] for i in ids] == [
+        "ddpg-pendulum-v1-s1", "naf-pendulum-v1-s0", "naf-pendulum-v1-s1"
+    ]  # fmt: skip
+    # Finished runs stay out; a pattern matching no run at all is one clear error, raised
+    # before the sweep's folder is created.
+    assert [r.id for r in _select(runs, runs[1:2], ["naf-*"])] == [runs[1].id]
+    with pytest.raises(SpecError, match=r"--only 'sac-\*' matches no run.*naf-pendulum-v1-s0-\*"):
+        run_sweep(spec, tmp_path / "sweep", only=["sac-*"])
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_with_only_runs_just_those_and_a_later_call_runs_the_rest(spec_file, tmp_path):
+    out = tmp_path / "sweep"
+    summary = run_sweep(spec_file, out, workers=1, only=["naf-*-s1-*"], display=False)
+    done = sorted(p.parent.name.rsplit("-", 1)[0] for p in out.glob("runs/*/done.json"))
+    assert done == ["naf-pendulum-v1-s1"] and not summary.failed
+    summary = run_sweep(spec_file, out, workers=1, only=["ddpg-*-s0-*"], display=False)
+    assert len(list(out.glob("runs/*/done.json"))) == 2 and not summary.failed
