@@ -35,19 +35,16 @@ from nafrl.planning.mpc import MPC
 TASKS = ("nafrl/Reacher-v1", "nafrl/Canada2d-v1", "nafrl/Cheetah-v1", "nafrl/Cartpole-v1")
 
 
-class LoopSimulator(SimulatorDynamics):
-    """Each step from Python, one row at a time (the implementation before the batching)."""
-
-    def _physics(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
-        out = np.empty_like(z)
-        for i in range(len(z)):
-            self._set(z[i])
-            out[i] = self._step(u[i])
-        return out
+def loop_simulator(env: gym.Env) -> SimulatorDynamics:
+    """Each step from Python, one row at a time (the implementation before the batching):
+    the per-row loop SimulatorDynamics keeps for tasks that act between step and physics."""
+    sim = SimulatorDynamics(env, differences="central")
+    sim._batched = False
+    return sim
 
 
 VARIANTS = {
-    "loop-central": lambda env: LoopSimulator(env, differences="central"),
+    "loop-central": loop_simulator,
     "batch-central": lambda env: SimulatorDynamics(env, differences="central"),
     "batch-forward": lambda env: SimulatorDynamics(env),
 }
