@@ -10,11 +10,12 @@ A sweep folder holds ``sweep.json`` (the manifest: ``{"name", "spec", "runs": [{
 - :func:`write_report` writes ``report.md``, ``report.json`` and ``figures/*.png``
   (``nafrl sweep report DIR``): per task and algorithm variant the best grid point with the
   paper's metrics (Table 1: best test reward, episodes to reach within 5% of it) and 95%
-  bootstrap intervals over seeds; NAF against DDPG as a probability of improvement; the
-  interquartile mean of normalised scores; learning curves and a performance profile; when a
-  variant is named ``model-free`` (section 6.3), the speed-up of the other variants over it
-  in episodes to a reference level. The statistics are in :mod:`nafrl.experiments.stats`
-  (Agarwal et al. 2021).
+  bootstrap intervals over seeds; NAF against DDPG, and each variant against its
+  baseline (``BASELINE_VARIANTS``), as a probability of improvement; the interquartile mean
+  of normalised scores; learning curves and a performance profile; when a variant is named
+  ``model-free`` (section 6.3), the speed-up of the other variants over it in episodes to a
+  reference level. The statistics are in :mod:`nafrl.experiments.stats` (Agarwal et al.
+  2021).
 
 Runs that are not finished (partial, failed, pending) or finished without any evaluation are
 listed in the report with their state; they never silently vanish from it.
@@ -549,6 +550,11 @@ SPEEDUP_BASELINE = "model-free"
 the other variants of its task and algorithm with: section 6.3's fully model-free NAF. Any
 sweep with a variant of this name gets the table, not only ``--paper section63``."""
 
+#: The variant every other variant of an algorithm is compared with (probability of
+#: improvement), the first present: the plain runs (Table 2's "no model"), section 6.3's
+#: model-free runs, Figure 3's OU NAF.
+BASELINE_VARIANTS: tuple[str, ...] = ("", SPEEDUP_BASELINE, "naf-ou")
+
 SPEEDUP_LEVEL_FRACTION = 0.9
 """Where the speed-up's reference level sits, as a fraction of the way from the model-free
 baseline's first evaluation (mean over seeds: about an untrained policy) to its converged best
@@ -907,6 +913,12 @@ def build_report(
         for x in nafs:
             for y in ddpgs:
                 pairs.setdefault((x, y), []).append(task)
+        # Each variant against its algorithm's baseline (BASELINE_VARIANTS).
+        for (t, lab), c in cell_of.items():
+            bases = [label_of(c.algo, v) for v in BASELINE_VARIANTS]
+            base = next((b for b in bases if (task, b) in cell_of), None)
+            if t == task and base is not None and lab != base:
+                pairs.setdefault((lab, base), []).append(task)
     poi_rows: list[dict[str, Any]] = []
     poi_aggregate: list[dict[str, Any]] = []
     for (x, y), ptasks in pairs.items():
@@ -1183,7 +1195,11 @@ def _markdown(rep: dict[str, Any]) -> str:
         )
     out += _speedup_markdown(rep)
     poi = rep["probability_of_improvement"]
-    out += ["", "## NAF against DDPG: probability of improvement", ""]
+    out += [
+        "",
+        "## Probability of improvement: NAF against DDPG, each variant against its baseline",
+        "",
+    ]
     if poi["per_task"]:
         out += [
             "P(X > Y): the probability that a run of X at its best grid point has a higher best "
@@ -1207,7 +1223,9 @@ def _markdown(rep: dict[str, Any]) -> str:
             if len(p["tasks"]) > 1
         ]
     else:
-        out.append("No task has finished runs of both NAF and DDPG.")
+        out.append(
+            "No task has finished runs of both NAF and DDPG, or of a variant and its baseline."
+        )
     out += [
         "",
         "## Aggregate: interquartile mean of normalised scores",

@@ -303,6 +303,10 @@ def test_variants_are_separate_lines_with_table2_values(tmp_path: Path) -> None:
     assert rep["cells"][1]["best_reward"]["mean"] == pytest.approx(-0.595)
     assert rep["evaluation"]["below_minimum"] == []
     assert "Warning" not in (root / "report.md").read_text()
+    # Each column against "no model" (plain NAF): every variant's seeds are below the plain
+    # runs' (-0.5 - 0.1 i + 0.01 s against -0.5 + 0.01 s), so P = 0; no pair the other way.
+    poi = rep["probability_of_improvement"]["per_task"]
+    assert [(q["x"], q["y"], q["p"]) for q in poi] == [(lab, "naf", 0.0) for lab in labels[1:]]
     assert variant_of({"exploration": "precision"}) == "explore=precision"
     assert table2_column({"model": "true", "imagination_length": 5, "ilqg_fraction": 0.5}) == (
         "imr+mpc0.5"
