@@ -105,6 +105,7 @@ class SimulatorDynamics(DynamicsModel):
         self._rollout = mj_rollout.Rollout(nthread=0)
         self._batched = type(e)._before_physics is MujocoTaskEnv._before_physics
         self._inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._inputs_of: np.ndarray | None = None
 
     # -- state coordinates --------------------------------------------------------------
     def set_template(self, full_state: Array) -> None:
@@ -112,7 +113,6 @@ class SimulatorDynamics(DynamicsModel):
         s = np.array(full_state, dtype=np.float64)
         s[self._counter] = 0.0
         self.template = s
-        self._inputs = None
 
     def encode(self, full_state: Array) -> np.ndarray:
         """z = [qpos; qvel; act] of full state vector(s) (..., S) from ``get_state``."""
@@ -159,7 +159,8 @@ class SimulatorDynamics(DynamicsModel):
     def _rollout_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The template as rollout inputs: its physics state (mjSTATE_FULLPHYSICS), its
         user inputs (mjSTATE_USER: ctrl, applied forces, mocap, ...) and its warm start."""
-        if self._inputs is None:
+        if self._inputs is None or self._inputs_of is not self.template:
+            self._inputs_of = self.template  # rebuilt when the template is replaced
             m, d = self.env.model, self.env.data
             self.env.set_state(self.template)
             full = np.empty(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))

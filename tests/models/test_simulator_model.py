@@ -69,6 +69,13 @@ def test_batched_steps_are_the_env_steps_bit_for_bit(task):
     real_obs, *_ = env.step(u[0])
     np.testing.assert_array_equal(nxt[0], sim.encode(env.unwrapped.get_state()))
     np.testing.assert_array_equal(obs[0], real_obs)
+    # A new template (a later full state: other warm start, targets) is picked up.
+    env.step(u[1])
+    z1 = sim.state_from(env.unwrapped.get_state())
+    real_obs, *_ = env.step(u[2])
+    np.testing.assert_array_equal(
+        sim.step(z1[None], u[2][None])[0], sim.encode(env.unwrapped.get_state())
+    )
 
 
 def test_forward_and_central_differences_agree():
