@@ -55,14 +55,15 @@ def measure(task: str, reps: int, mpc_steps: int, horizon: int) -> dict[str, Any
     env.reset(seed=0)
     for _ in range(5):
         env.step(env.action_space.sample())
-    state = env.unwrapped.get_state()
+    task_env = env.unwrapped
+    state = task_env.get_state()
     sims = {k: make(env) for k, make in VARIANTS.items()}
     du = env.action_space.shape[0]
     u_hat = np.random.default_rng(0).uniform(-0.5, 0.5, (horizon, du))
     lin: dict[str, list[float]] = {k: [] for k in sims}
     step: dict[str, list[float]] = {k: [] for k in sims}
     for sim in sims.values():  # warm-up: the planner's jitted parts compile here
-        MPC(sim, env.unwrapped.reward, horizon=horizon, iterations=2).act(state, 0)
+        MPC(sim, task_env.reward, horizon=horizon).act(state, 0)
     for _ in range(reps):
         for k, sim in sims.items():
             z0 = sim.state_from(state)
@@ -70,19 +71,14 @@ def measure(task: str, reps: int, mpc_steps: int, horizon: int) -> dict[str, Any
             t0 = time.perf_counter()
             sim.linearize_with_observation(x_hat, u_hat)
             lin[k].append(time.perf_counter() - t0)
-            mpc = MPC(
-                sim,
-                env.unwrapped.reward,
-                horizon=horizon,
-                iterations=2,
-                episode_horizon=env.unwrapped.horizon,
-            )
-            env.unwrapped.set_state(state)
-            u = mpc.act(env.unwrapped.get_state(), 0)  # the cold first plan is not timed
+            # 2 iLQG iterations per step (MPC's default), rewards masked past the episode end
+            mpc = MPC(sim, task_env.reward, horizon=horizon, episode_horizon=task_env.horizon)
+            task_env.set_state(state)
+            u = mpc.act(task_env.get_state(), 0)  # the cold first plan is not timed
             for t in range(1, mpc_steps + 1):
                 env.step(u)
                 t0 = time.perf_counter()
-                u = mpc.act(env.unwrapped.get_state(), t)
+                u = mpc.act(task_env.get_state(), t)
                 step[k].append(time.perf_counter() - t0)
     out: dict[str, Any] = {"dz": sims["batch-forward"].dx, "du": du, "H": horizon}
     for k in sims:
