@@ -68,9 +68,10 @@ REFERENCE_STEPS_PER_SEC = 350.0
 #: evaluation, figure, markers (bench/sweep.py measures it).
 REFERENCE_RUN_OVERHEAD = 10.0
 #: Algorithm 2's imagination: extra cost per env step per unit of rollout length l (its I*l
-#: extra minibatches ride in the same jitted call). Section 6.3's reacher, l = 10: 71 ms per
-#: step against model-free's 22 ms, so 1 + 0.2 l (bench/results/paper/section63).
-IMAGINATION_COST_PER_STEP_OF_L = 0.2
+#: extra minibatches ride in the same jitted call, so at most 1 + l). Measured at l = 10:
+#: 3.2x model-free on section 6.3's reacher (batch norm off, 71 against 22 ms per step) and
+#: 7x on Table 2's (batch norm on, 143 against 20 ms beside each other); 1 + 0.5 l between.
+IMAGINATION_COST_PER_STEP_OF_L = 0.5
 #: A guided step (planner driving the episode) in model-free steps, by (model, planner): a
 #: true-model MPC step on the reacher is 60 ms on a quiet machine and 140 ms on a loaded one
 #: (bench/simulator.py) against model-free steps of 2.9 and 12 ms; full-horizon iLQG with

@@ -342,7 +342,12 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     """A model-free run calibrates the rate; the ETA of an imagination + MPC run is its steps
     times its step_cost over that rate, not its bare step count."""
     from nafrl.config import Config
-    from nafrl.experiments.sweep import GUIDED_STEP_COST, estimate, step_cost
+    from nafrl.experiments.sweep import (
+        GUIDED_STEP_COST,
+        IMAGINATION_COST_PER_STEP_OF_L,
+        estimate,
+        step_cost,
+    )
 
     mb_variant = {"model": "true", "imagination_length": 10, "planner": "mpc", "ilqg_fraction": 0.5}
     spec = SweepSpec(
@@ -351,11 +356,11 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     )  # fmt: skip
     free, mb = expand(spec)
     assert step_cost(free.spec.config) == 1.0
-    want = 1 + 0.2 * 10 + 0.5 * GUIDED_STEP_COST[("true", "mpc")]
+    want = 1 + IMAGINATION_COST_PER_STEP_OF_L * 10 + 0.5 * GUIDED_STEP_COST[("true", "mpc")]
     assert step_cost(mb.spec.config, 40) == pytest.approx(want)
     # Imagination switched off after 10 of 40 episodes counts a quarter of its cost.
     off = Config(model="linear", imagination_length=10, imagination_off_after=10)
-    assert step_cost(off, 40) == pytest.approx(1 + 0.2 * 10 * 0.25)
+    assert step_cost(off, 40) == pytest.approx(1 + IMAGINATION_COST_PER_STEP_OF_L * 10 * 0.25)
 
     folders = {r.id: tmp_path / r.id for r in (free, mb)}
     for f in folders.values():
