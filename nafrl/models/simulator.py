@@ -179,6 +179,11 @@ class SimulatorDynamics(DynamicsModel):
                 self._set(z[i])
                 out[i] = self._step(u[i])
             return out
+        if not (np.isfinite(z).all() and np.isfinite(u).all()):
+            raise ValueError(
+                "SimulatorDynamics: NaN or inf in the states or actions to step; expected "
+                "finite values (actions in [-1, 1], larger ones are clipped)"
+            )
         e = self.env
         full, user, warm = self._rollout_inputs()
         init = np.repeat(full[None], len(z), axis=0)

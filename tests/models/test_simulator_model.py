@@ -98,6 +98,8 @@ def test_forward_and_central_differences_agree():
     np.testing.assert_array_equal(Jf, Jc)
     with pytest.raises(ValueError, match="differences"):
         SimulatorDynamics(env, differences="backward")
+    with pytest.raises(ValueError, match="NaN or inf"):  # as env.step would refuse it
+        fwd.step(z0[None], np.array([[np.nan]]))
 
 
 @pytest.mark.parametrize("differences", ["forward", "central"])
