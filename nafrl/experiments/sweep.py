@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -269,8 +270,7 @@ def run_sweep(
     if address and backend != "ray":
         raise SpecError("--address is for --backend ray")
     runs = expand(specs)  # the whole grid, validated before anything is written
-    if only:
-        _select(runs, [], only)  # a pattern that matches nothing fails before anything is written
+    _check_patterns(runs, only)  # before anything is written
     out = Path(out)
     name = name or (specs[0].name if len(specs) == 1 else "+".join(s.name for s in specs))
     record = spec_record or (
@@ -283,8 +283,8 @@ def run_sweep(
     todo = [r for r in runs if not (folders[r.id] / "done.json").is_file()]
     left_out = ""
     if only:
-        todo = _select(runs, todo, only)
-        unfinished = sum(not (folders[r.id] / "done.json").is_file() for r in runs)
+        unfinished = len(todo)
+        todo = _select(todo, only)
         left_out = f", {unfinished - len(todo)} left out by --only"
     workers = workers or os.cpu_count() or 1
     est = estimate(runs, todo, folders, min(workers, max(1, len(todo))))
@@ -346,13 +346,14 @@ def estimate(
         eps = r.spec.budget_amount if r.spec.budget_kind == "episodes" else None
         return step_cost(r.spec.config, eps)
 
+    run_cost = {r.id: weight(r) for r in runs}
     total = sum(steps(r) for r in runs)
     remaining = 0
     cost = 0.0  # model-free-equivalent steps: each run's steps times its step_cost
     for r in todo:
         left = max(0, steps(r) - _progress(folders[r.id]))
         remaining += left
-        cost += left * weight(r)
+        cost += left * run_cost[r.id]
     rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
     finished = [
         (r, read_json(folders[r.id] / "done.json"))
@@ -361,7 +362,7 @@ def estimate(
     ]
     finished = [(r, d) for r, d in finished if d.get("wall_time", 0) > 0]
     if finished:  # calibrate on this machine, in the same units
-        work = sum(d["num_timesteps"] * weight(r) for r, d in finished)
+        work = sum(d["num_timesteps"] * run_cost[r.id] for r, d in finished)
         rate = work / sum(d["wall_time"] for _, d in finished)
         source = f"measured on the {len(finished)} finished run(s) here"
     seconds = (cost / rate + REFERENCE_RUN_OVERHEAD * len(todo)) / max(1, workers)
@@ -372,18 +373,12 @@ def estimate(
         "rate": rate,
         "rate_source": source,
         "seconds": seconds,
-        "run_cost": {r.id: weight(r) for r in runs},
-        "run_steps": {r.id: steps(r) for r in runs},
+        "run_cost": run_cost,
     }
 
 
-def _select(
-    runs: Sequence[PlannedRun], todo: Sequence[PlannedRun], patterns: Sequence[str]
-) -> list[PlannedRun]:
-    """The runs of ``todo`` whose id matches one of ``patterns``, ordered by the first
-    pattern each matches (then by plan order); a pattern matching no run is an error."""
-    from fnmatch import fnmatchcase
-
+def _check_patterns(runs: Sequence[PlannedRun], patterns: Sequence[str]) -> None:
+    """One clear error for an ``--only`` pattern that matches no run of the sweep."""
     for pat in patterns:
         if not any(fnmatchcase(r.id, pat) for r in runs):
             examples = ", ".join(r.id.rsplit("-", 1)[0] + "-*" for r in runs[:3])
@@ -391,6 +386,11 @@ def _select(
                 f"--only {pat!r} matches no run of this sweep; run ids look like {examples} "
                 "(shell patterns: * and ?)"
             )
+
+
+def _select(todo: Sequence[PlannedRun], patterns: Sequence[str]) -> list[PlannedRun]:
+    """The runs of ``todo`` whose id matches one of ``patterns``, ordered by the first
+    pattern each matches (then by plan order)."""
     rank: dict[str, int] = {}
     for r in todo:
         hits = [i for i, pat in enumerate(patterns) if fnmatchcase(r.id, pat)]
@@ -532,7 +532,6 @@ class _Monitor:
         # The runs in view: those finished and those to run (not those left out by --only).
         self.runs = {r.id: r for r in runs if r.id in finished or r.id in todo_ids}
         self.folders = folders
-        self.steps = est["run_steps"]
         self.cost = est["run_cost"]  # per env step, so that the ETA weighs runs as estimate()
         self.slots = slots
         self.done = finished - todo_ids

@@ -235,7 +235,8 @@ class SimulatorDynamics(DynamicsModel):
         return nxt, self.observe(nxt)
 
     def linearize(self, x_hat: Array, u_hat: Array, t0: int = 0) -> LinearDynamics:
-        """F_t by central differences along (x_hat (H+1, dz), u_hat (H, du)); f_t, N_t = 0 noise."""
+        """F_t by finite differences (``differences``) along (x_hat (H+1, dz), u_hat (H, du));
+        f_t; N_t = 0 noise."""
         return self.linearize_with_observation(x_hat, u_hat)[0]
 
     def linearize_with_observation(

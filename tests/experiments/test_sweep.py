@@ -381,13 +381,13 @@ def test_only_runs_the_matching_runs_in_the_patterns_order(tmp_path):
 
     spec = SweepSpec("o", ["naf", "ddpg"], ["Pendulum-v1"], [0, 1], {"steps": 100})
     runs = expand(spec)
-    ids = [r.id for r in _select(runs, runs, ["ddpg-*-s1-*", "naf-*"])]
+    ids = [r.id for r in _select(runs, ["ddpg-*-s1-*", "naf-*"])]
     assert [i.rsplit("-", 1)[0] for i in ids] == [
         "ddpg-pendulum-v1-s1", "naf-pendulum-v1-s0", "naf-pendulum-v1-s1"
     ]  # fmt: skip
     # Finished runs stay out; a pattern matching no run at all is one clear error, raised
     # before the sweep's folder is created.
-    assert [r.id for r in _select(runs, runs[1:2], ["naf-*"])] == [runs[1].id]
+    assert [r.id for r in _select(runs[1:2], ["naf-*"])] == [runs[1].id]
     with pytest.raises(SpecError, match=r"--only 'sac-\*' matches no run.*naf-pendulum-v1-s0-\*"):
         run_sweep(spec, tmp_path / "sweep", only=["sac-*"])
     assert not (tmp_path / "sweep").exists()
