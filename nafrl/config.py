@@ -145,6 +145,9 @@ class Config:
     """Guided episodes, planner='mpc': planning horizon H (appendix 8.6)."""
     mpc_iterations: int = 2
     """Guided episodes, planner='mpc': iLQG iterations per control step."""
+    mpc_replan_every: int = 1
+    """Guided episodes, planner='mpc': plan every k steps and follow the plan's feedback law
+    in between (1: every step; the paper does not say; bench/mpc_replan.py measures k)."""
     ilqg_iterations: int = 20
     """Guided episodes, planner='ilqg' with the true or neural model: iterations of the
     full-horizon iLQG solve at the start of each guided episode."""
@@ -223,6 +226,13 @@ class Config:
         _positive("kl_step", self.kl_step)
         _int_at_least("mpc_horizon", self.mpc_horizon, 1)
         _int_at_least("mpc_iterations", self.mpc_iterations, 1)
+        _int_at_least("mpc_replan_every", self.mpc_replan_every, 1)
+        _check(
+            self.mpc_replan_every <= self.mpc_horizon,
+            "mpc_replan_every",
+            self.mpc_replan_every,
+            f"at most mpc_horizon ({self.mpc_horizon})",
+        )
         _int_at_least("ilqg_iterations", self.ilqg_iterations, 1)
         _int_at_least("imagination_length", self.imagination_length, 0)
         _int_at_least("imagination_off_after", self.imagination_off_after, 0)
@@ -266,6 +276,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "min_log_diag": None,
     "twin_v": False,
     "obs_norm": False,
+    "mpc_replan_every": 1,
 }
 
 
@@ -390,6 +401,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
         "adapt_kl_step",
         "mpc_horizon",
         "mpc_iterations",
+        "mpc_replan_every",
         "ilqg_iterations",
     ),
     "ddpg": ("actor_learning_rate",),

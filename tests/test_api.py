@@ -149,6 +149,8 @@ def test_unknown_env_and_discrete_actions_are_clear_errors(tmp_path):
         ("kl_step", 0.0),
         ("mpc_horizon", 0),
         ("mpc_iterations", 0),
+        ("mpc_replan_every", 0),
+        ("mpc_replan_every", 21),
         ("ilqg_iterations", 0),
     ],
 )

@@ -443,7 +443,7 @@ class ModelBasedAcceleration:
         x = self._planning_state(obs)
         if self.config.planner == "mpc":
             assert self.mpc is not None
-            u = self.mpc.act(x, t)  # replans from x (appendix 8.6)
+            u = self.mpc.act(x, t)  # replans from x every mpc_replan_every steps (app. 8.6)
         else:
             assert self.controller is not None
             u = self.controller.mean_action(x, min(t, self.controller.horizon - 1))
@@ -707,6 +707,7 @@ class ModelBasedAcceleration:
                 horizon=cfg.mpc_horizon,
                 iterations=cfg.mpc_iterations,
                 episode_horizon=self.horizon,
+                replan_every=cfg.mpc_replan_every,
                 c=CONTROLLER_TEMPERATURE,
             )
 

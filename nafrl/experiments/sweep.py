@@ -93,7 +93,10 @@ def step_cost(cfg: Any, episodes: int | None = None) -> float:
             share = min(1.0, cfg.imagination_off_after / episodes)
         cost *= 1 + IMAGINATION_COST_PER_STEP_OF_L * cfg.imagination_length * share
     if cfg.model != "none" and cfg.ilqg_fraction > 0:
-        cost += cfg.ilqg_fraction * GUIDED_STEP_COST.get((cfg.model, cfg.planner), 1.0)
+        guided = GUIDED_STEP_COST.get((cfg.model, cfg.planner), 1.0)
+        if cfg.planner == "mpc":  # one plan every mpc_replan_every steps
+            guided /= cfg.mpc_replan_every
+        cost += cfg.ilqg_fraction * guided
     return cost
 
 

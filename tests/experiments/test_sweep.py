@@ -361,6 +361,9 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     # Imagination switched off after 10 of 40 episodes counts a quarter of its cost.
     off = Config(model="linear", imagination_length=10, imagination_off_after=10)
     assert step_cost(off, 40) == pytest.approx(1 + IMAGINATION_COST_PER_STEP_OF_L * 10 * 0.25)
+    # MPC that replans every 5 steps plans a fifth as often.
+    seldom = Config(model="true", planner="mpc", ilqg_fraction=1.0, mpc_replan_every=5)
+    assert step_cost(seldom) == pytest.approx(1 + GUIDED_STEP_COST[("true", "mpc")] / 5)
 
     folders = {r.id: tmp_path / r.id for r in (free, mb)}
     for f in folders.values():
