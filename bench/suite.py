@@ -510,7 +510,9 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
         for a, v in tab.items():
 
             def cell(x: list[float]) -> str:
-                return f"{x[0]:.0f} [{x[1]:.0f}, {x[2]:.0f}]"
+                # whole numbers for returns in the hundreds, two decimals for Reacher's -4s
+                d = 0 if max(abs(v) for v in x) >= 100 else 2
+                return f"{x[0]:.{d}f} [{x[1]:.{d}f}, {x[2]:.{d}f}]"
 
             md.append(
                 f"| {a} | {len(v['seeds'])} | {v['learned']}/{len(v['seeds'])} "
