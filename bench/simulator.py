@@ -6,10 +6,14 @@ time of one finite-difference linearisation (H = 20) and of one MPC control step
                     with central differences: the implementation before 2026-12-03;
 * ``batch-central`` the same differences, every batch of steps in one call of MuJoCo's C
                     ``rollout`` (bit-identical steps);
-* ``batch-forward`` the default: batched, forward differences (dz + du + 1 steps per time
-                    step instead of 2 (dz + du)).
+* ``batch-forward-setstate``  batched, forward differences (dz + du + 1 steps per time
+                    step instead of 2 (dz + du)), the observations h(z) of the observation
+                    derivatives through full ``set_state`` calls (mj_forward): the default
+                    until the second 2026-12-03 change;
+* ``batch-forward`` the default: as the last, h(z) by forward kinematics alone
+                    (``MujocoTaskEnv.observe_state``, bit-identical observations).
 
-All three run in the same process, one after another per repetition, so machine load hits
+All variants run in the same process, one after another per repetition, so machine load hits
 them alike; the ratios are what to read.
 
     .venv/bin/python bench/simulator.py                  # ~3 min; bench/results/simulator.json
@@ -43,9 +47,17 @@ def loop_simulator(env: gym.Env) -> SimulatorDynamics:
     return sim
 
 
+def setstate_observations(env: gym.Env) -> SimulatorDynamics:
+    """The default, but every h(z) through a full ``set_state`` (mj_forward)."""
+    sim = SimulatorDynamics(env)
+    sim._light_observe = False
+    return sim
+
+
 VARIANTS = {
     "loop-central": loop_simulator,
     "batch-central": lambda env: SimulatorDynamics(env, differences="central"),
+    "batch-forward-setstate": setstate_observations,
     "batch-forward": lambda env: SimulatorDynamics(env),
 }
 
@@ -87,9 +99,12 @@ def measure(task: str, reps: int, mpc_steps: int, horizon: int) -> dict[str, Any
             "mpc_step_ms": 1e3 * float(np.median(step[k])),
         }
     base = out["loop-central"]
-    for k in ("batch-central", "batch-forward"):
+    for k in ("batch-central", "batch-forward-setstate", "batch-forward"):
         out[k]["linearize_speedup"] = base["linearize_ms"] / out[k]["linearize_ms"]
         out[k]["mpc_step_speedup"] = base["mpc_step_ms"] / out[k]["mpc_step_ms"]
+    prev, new = out["batch-forward-setstate"], out["batch-forward"]
+    new["mpc_step_speedup_over_setstate"] = prev["mpc_step_ms"] / new["mpc_step_ms"]
+    new["linearize_speedup_over_setstate"] = prev["linearize_ms"] / new["linearize_ms"]
     return out
 
 
@@ -114,6 +129,8 @@ def main() -> None:
                 if "linearize_speedup" in v
                 else "1 (reference)"
             )
+            if "mpc_step_speedup_over_setstate" in v:
+                ratio += f"; MPC {v['mpc_step_speedup_over_setstate']:.2f}x over setstate"
             print(
                 f"| {task} | {r['dz']}, {r['du']} | {k} | {v['linearize_ms']:.1f} | "
                 f"{v['mpc_step_ms']:.1f} | {ratio} |",

@@ -415,6 +415,20 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         """Observation x of the current state (as returned by reset/step)."""
         return self._obs.copy()
 
+    def observe_state(self, state: np.ndarray) -> np.ndarray:
+        """The observation ``set_state(state)`` then ``observe()`` would give, for planners
+        that need many observations of hypothetical states: forward kinematics only (no
+        dynamics, no checks of ``state``; observations read positions, velocities and
+        kinematics, tested bit-identical on every task). The env is left needing
+        ``set_state`` or ``reset`` before its next step."""
+        n = self._mj_state_size
+        mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
+        self._t = int(state[n])
+        self._set_task_state(state[n + 1 :].copy())
+        mujoco.mj_kinematics(self.model, self.data)
+        self._needs_reset = True
+        return self._observe()
+
     def project_obs(self, obs: jax.Array) -> jax.Array:
         """The valid observation nearest a predicted one, in JAX (identity by default).
 

@@ -105,6 +105,7 @@ class SimulatorDynamics(DynamicsModel):
         self._rollout = mj_rollout.Rollout(nthread=0)
         self._batched = type(e)._before_physics is MujocoTaskEnv._before_physics
         self._inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._light_observe = True  # False: observations through set_state (bench only)
         self._inputs_of: np.ndarray | None = None
 
     # -- state coordinates --------------------------------------------------------------
@@ -151,6 +152,12 @@ class SimulatorDynamics(DynamicsModel):
     def _set(self, z: np.ndarray) -> np.ndarray:
         self.env.set_state(self.decode(z))
         return self.env.observe()
+
+    def _obs_of(self, z: np.ndarray) -> np.ndarray:
+        """h(z), by forward kinematics only (the derivatives need (H+1)(2 dz+1) of these)."""
+        if not self._light_observe:
+            return self._set(z)
+        return self.env.observe_state(self.decode(z))
 
     def _step(self, u: np.ndarray) -> np.ndarray:
         self.env.step(u)
@@ -212,7 +219,7 @@ class SimulatorDynamics(DynamicsModel):
         """Observations h(z) for z (..., dz)."""
         z = np.asarray(z, np.float64)
         flat = z.reshape(-1, self.dx)
-        obs = np.stack([self._set(zi) for zi in flat])
+        obs = np.stack([self._obs_of(zi) for zi in flat])
         return obs.reshape(*z.shape[:-1], self.do)
 
     def rollout(self, x0: Array, u: Array, t0: int = 0, key: Any = None) -> np.ndarray:
@@ -295,12 +302,12 @@ class SimulatorDynamics(DynamicsModel):
         D2 = np.empty((H + 1, self.do, dz))
         for t in range(H + 1):
             z0 = xh[t]
-            obs[t] = self._set(z0)
+            obs[t] = self._obs_of(z0)
             for i in range(dz):
                 e = np.zeros(dz)
                 e[i] = eps
-                o_p = self._set(z0 + e)
-                o_m = self._set(z0 - e)
+                o_p = self._obs_of(z0 + e)
+                o_m = self._obs_of(z0 - e)
                 J[t, :, i] = (o_p - o_m) / (2 * eps)
                 D2[t, :, i] = (o_p - 2 * obs[t] + o_m) / eps**2
         lin = LinearDynamics(F, f, np.zeros((H, dz, dz)))

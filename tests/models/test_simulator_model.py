@@ -78,6 +78,34 @@ def test_batched_steps_are_the_env_steps_bit_for_bit(task):
     )
 
 
+@pytest.mark.parametrize("task", list(TASKS))
+def test_observations_by_kinematics_alone_equal_set_state_bit_for_bit(task):
+    """The observation derivatives evaluate h(z) at (H+1)(2 dz+1) states through
+    ``observe_state`` (forward kinematics only); the whole linearisation must equal the one
+    made with full ``set_state`` calls, and the env must refuse to step until it is reset."""
+    env = gym.make(task)
+    env.reset(seed=2)
+    for _ in range(10):
+        env.step(env.action_space.sample())
+    light, full = SimulatorDynamics(env), SimulatorDynamics(env)
+    full._light_observe = False
+    z0 = light.state_from(env.unwrapped.get_state())
+    full.state_from(env.unwrapped.get_state())
+    u = np.random.default_rng(1).uniform(-1, 1, (3, light.du))
+    x_hat = full.rollout(z0, u)
+    (lin_a, *obs_a), (lin_b, *obs_b) = (
+        light.linearize_with_observation(x_hat, u),
+        full.linearize_with_observation(x_hat, u),
+    )
+    for a, b in zip([lin_a.F, lin_a.f, *obs_a], [lin_b.F, lin_b.f, *obs_b], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(obs_a[1]).max() > 0  # J is not trivially zero
+    np.testing.assert_array_equal(light.rollout(z0, u), x_hat)  # stepping is unaffected
+    light.env.observe_state(light.decode(z0))
+    with pytest.raises(RuntimeError, match="reset"):
+        light.env.step(u[0])
+
+
 def test_forward_and_central_differences_agree():
     """Forward differences (the default) match central ones to O(eps) on a smooth task,
     including an action at its bound, where both difference inside the box."""
