@@ -28,6 +28,22 @@ def test_mpc_with_true_model_drives_every_episode_when_fraction_is_one():
     assert m.model_based.model is None  # no imagination: no model fitted for it
 
 
+def test_mpc_replan_every_plans_once_per_k_steps_in_training(monkeypatch):
+    from nafrl.planning.mpc import MPC
+
+    plans: list[int] = []
+    plan = MPC.plan
+    monkeypatch.setattr(MPC, "plan", lambda self, x, t=0: plans.append(t) or plan(self, x, t))
+    m = nafrl.NAF(
+        "nafrl/ReacherSingle-v1", seed=0, model="true", ilqg_fraction=1.0, planner="mpc",
+        mpc_replan_every=4, **SMALL,
+    )  # fmt: skip
+    T = m.env.unwrapped.horizon
+    m.learn(T)
+    assert plans == list(range(0, T, 4))
+    assert m.episode_log[-1]["guided"] == 1 and m.episode_log[-1]["return"] > -1.35
+
+
 def test_ilqg_with_linear_model_takes_about_the_requested_fraction():
     m = nafrl.NAF(
         "nafrl/ReacherSingle-v1", seed=1, model="linear", ilqg_fraction=0.5, refit_every=2, **SMALL
