@@ -11,6 +11,7 @@ from nafrl.experiments.protocols import (
     PINNED,
     PROTOCOLS,
     SECTION63_MODEL_FREE_FACTOR,
+    TABLE2_FICTIONAL_BUFFER,
     episodes_budget,
     protocol,
 )
@@ -47,6 +48,15 @@ def test_table2_runs_the_five_columns_on_three_domains() -> None:
     runs = expand(protocol("table2", "laptop")[0])
     assert len({r.spec.env for r in runs}) == len(TABLE2) == 3
     assert {r.point["variant"] for r in runs} == {"none", "mpc0.5", "imr", "imr+mpc0.5", "imr+mpc1"}
+    # Imagination keeps every imagined transition (Algorithm 2 never empties R_f); the other
+    # columns keep the default, so the ids of runs already made do not change.
+    for r in runs:
+        imagines = r.spec.config.imagination_length > 0
+        assert imagines == r.point["variant"].startswith("imr")
+        want = TABLE2_FICTIONAL_BUFFER if imagines else 0
+        assert r.spec.config.fictional_buffer_size == want
+    assert r.spec.config.buffer_size <= TABLE2_FICTIONAL_BUFFER
+    assert "naf-reacher-v1-none-s0-820643cb65" in {r.id for r in runs}
 
 
 def test_section63_model_free_runs_three_times_longer_with_ten_test_episodes() -> None:
