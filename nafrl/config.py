@@ -124,7 +124,9 @@ class Config:
     refit_every: int = 5
     """n, refit the dynamics model (and the iLQG controller) every n episodes."""
     fictional_buffer_size: int = 0
-    """Capacity of the fictional buffer R_f (0: n*T*l, the rollouts of one model fit)."""
+    """Capacity of the fictional buffer R_f (0: n*T*l, the rollouts of one model fit, for
+    fitted models whose older rollouts came from worse models). Algorithm 2 never empties
+    R_f; with model='true' nothing goes stale and the table2 protocol sets 10**6."""
     model_noise: bool = False
     """Sample the learned model's noise N_t in imagination rollouts (default: its mean, which
     measured more stable on the single-target reacher; see bench/README.md)."""
