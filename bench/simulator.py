@@ -50,7 +50,7 @@ def loop_simulator(env: gym.Env) -> SimulatorDynamics:
 def setstate_observations(env: gym.Env) -> SimulatorDynamics:
     """The default, but every h(z) through a full ``set_state`` (mj_forward)."""
     sim = SimulatorDynamics(env)
-    sim._light_observe = False
+    sim._obs_of = sim._set  # set_state + observe per h(z)
     return sim
 
 

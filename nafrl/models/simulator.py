@@ -105,7 +105,6 @@ class SimulatorDynamics(DynamicsModel):
         self._rollout = mj_rollout.Rollout(nthread=0)
         self._batched = type(e)._before_physics is MujocoTaskEnv._before_physics
         self._inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._light_observe = True  # False: observations through set_state (bench only)
         self._inputs_of: np.ndarray | None = None
 
     # -- state coordinates --------------------------------------------------------------
@@ -155,8 +154,6 @@ class SimulatorDynamics(DynamicsModel):
 
     def _obs_of(self, z: np.ndarray) -> np.ndarray:
         """h(z), by forward kinematics only (the derivatives need (H+1)(2 dz+1) of these)."""
-        if not self._light_observe:
-            return self._set(z)
         return self.env.observe_state(self.decode(z))
 
     def _step(self, u: np.ndarray) -> np.ndarray:

@@ -99,7 +99,6 @@ class MPC:
         self._reg = 0.0
         self._fresh = True
         self._t_plan: int | None = None  # t of the last plan; None: none this episode
-        self._gains: np.ndarray | None = None  # its K (H, du, dz), for steps between plans
 
     def plan(self, x: Array, t: int = 0) -> LinearGaussianController:
         """Plan H steps from x at time t; returns the linear-Gaussian controller."""
@@ -127,7 +126,7 @@ class MPC:
         self.controller, self.info = ctrl, info
         self._reg = info.reg if info.reg <= 1e6 else 0.0  # warm-start mu unless it blew up
         self._plan = np.asarray(info.u, np.float64)
-        self._t_plan, self._gains = t, np.asarray(ctrl.K, np.float64)
+        self._t_plan = t
         self._fresh = False
         return ctrl
 
@@ -143,10 +142,10 @@ class MPC:
         if i == 0:
             u = jnp.asarray(self.info.u[0])
         else:  # equation 4's mean around the planned trajectory: info.u[i] on it
-            assert self._gains is not None
             z = np.asarray(self.dynamics.state_from(x), np.float64)
             dz = z - np.asarray(self.info.x[i], np.float64)
-            u = jnp.asarray(np.asarray(self.info.u[i], np.float64) + self._gains[i] @ dz)
+            K_i = np.asarray(self.controller.K[i], np.float64)
+            u = jnp.asarray(np.asarray(self.info.u[i], np.float64) + K_i @ dz)
         if key is not None:
             cov = jnp.asarray(self.controller.cov[i], u.dtype)
             u = u + jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(u.shape[0])) @ jax.random.normal(

@@ -10,21 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_ilqg_math import _riccati  # tests/planning is on the path (pytest's rootdir mode)
 
 import nafrl.envs  # noqa: F401
 from nafrl.models import LinearGaussianDynamics
 from nafrl.models.simulator import SimulatorDynamics
 from nafrl.planning import MPC
-
-
-def _riccati_gains(A, B, Q, R):
-    """K_t of max sum_t -1/2 x'Qx - 1/2 u'Ru over t < T with no terminal reward."""
-    P, Ks = np.zeros_like(Q), []
-    for t in reversed(range(len(A))):
-        K = -np.linalg.solve(R + B[t].T @ P @ B[t], B[t].T @ P @ A[t])
-        P = Q + A[t].T @ P @ A[t] + A[t].T @ P @ B[t] @ K
-        Ks.append(K)
-    return np.array(Ks[::-1])
 
 
 def test_the_feedback_law_between_plans_is_the_riccati_controller():
@@ -40,7 +31,7 @@ def test_the_feedback_law_between_plans_is_the_riccati_controller():
         def reward(x, u):
             return -0.5 * x @ Qj @ x - 0.5 * u @ Rj @ u
 
-        K = _riccati_gains(A, B, Q, R)
+        K = _riccati(A, B, Q, R, np.zeros_like(Q))[0]  # no terminal reward
         kw = dict(horizon=T, episode_horizon=T, u_bounds=None)
         every = MPC(model, reward, replan_every=1, **kw)
         seldom = MPC(model, reward, replan_every=T, **kw)
