@@ -403,9 +403,7 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"{type(self).__name__}: state[{n}] (the step count) is {state[n]}; expected "
                 "an integer >= 0 as returned by get_state()"
             )
-        mujoco.mj_setState(self.model, self.data, state[:n].copy(), _STATE_SPEC)
-        self._t = int(state[n])
-        self._set_task_state(state[n + 1 :].copy())
+        self._write_state(state)
         mujoco.mj_forward(self.model, self.data)
         self._obs = self._observe()
         self._x = self._obs.tolist()
@@ -421,13 +419,18 @@ class MujocoTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         dynamics, no checks of ``state``; observations read positions, velocities and
         kinematics, tested bit-identical on every task). The env is left needing
         ``set_state`` or ``reset`` before its next step."""
-        n = self._mj_state_size
-        mujoco.mj_setState(self.model, self.data, state[:n], _STATE_SPEC)
-        self._t = int(state[n])
-        self._set_task_state(state[n + 1 :].copy())
+        self._write_state(state)
         mujoco.mj_kinematics(self.model, self.data)
         self._needs_reset = True
         return self._observe()
+
+    def _write_state(self, state: np.ndarray) -> None:
+        """MuJoCo's integration state, the step count and the task's extras from a
+        :meth:`get_state` vector, with nothing recomputed (the callers choose how much)."""
+        n = self._mj_state_size
+        mujoco.mj_setState(self.model, self.data, state[:n].copy(), _STATE_SPEC)
+        self._t = int(state[n])
+        self._set_task_state(state[n + 1 :].copy())
 
     def project_obs(self, obs: jax.Array) -> jax.Array:
         """The valid observation nearest a predicted one, in JAX (identity by default).
