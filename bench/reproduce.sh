@@ -5,6 +5,8 @@
 #   bash bench/reproduce.sh [protocol ...]     # default: fig3 section63 table2 table1
 # ONLY="pattern ..." runs just the runs whose ids match (nafrl sweep run --only), e.g.
 #   ONLY="naf-reacher-v1-none-* naf-reacher-v1-imr-s*" bash bench/reproduce.sh table2
+# DEADLINE=HH:MM (or 2h30m) starts only the runs estimated to end before it (nafrl sweep run
+# --deadline): on a machine with a time limit, no run is started only to be cut off.
 set -euo pipefail
 set -f  # no globbing: ONLY holds patterns for nafrl, not for the shell
 cd "$(dirname "$0")/.."
@@ -17,7 +19,7 @@ for name in "$@"; do
   echo "== $name ($(date -u +%FT%TZ))"
   # shellcheck disable=SC2086  # ONLY is a list of patterns
   "$NAFRL" sweep run --paper "$name" --budget laptop --out "$out/work" --workers "$WORKERS" \
-    ${ONLY:+--only $ONLY}
+    ${ONLY:+--only $ONLY} ${DEADLINE:+--deadline $DEADLINE}
   "$NAFRL" sweep report "$out/work"
   cp "$out/work/report.md" "$out/work/report.json" "$out/"
   rm -rf "$out/figures" && cp -r "$out/work/figures" "$out/figures"

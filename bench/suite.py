@@ -219,8 +219,14 @@ def run_suite(
     workers: int,
     steps: int | None,
     work: Path,
+    deadline: float | None = None,
 ) -> None:
     """Every (agent, task) of ours and every SB3 (agent, task, seed), ``workers`` at a time.
+
+    ``deadline`` (epoch seconds): an SB3 job, which cannot resume, starts only if the
+    finished runs of the same agent and task say it ends before then (:func:`sb3_seconds`;
+    one without such a run starts); ours pass it on to the runner (``run_sweep``), which
+    starts only the seeds that fit.
 
     Each of our (agent, task) pairs is its own sweep (``work/nafrl/<agent>/<task>``, one
     worker, seeds in turn), started as a subprocess (``ours-job``), so that any selection
@@ -234,7 +240,8 @@ def run_suite(
             todo = [s for s in seeds if not _our_done(work, a, t, s)]
             if todo:
                 budget = str(steps or BUDGETS[t])
-                jobs.append(["ours-job", a, t, budget, *map(str, todo), "--work", str(work)])
+                job = ["ours-job", a, t, budget, *map(str, todo), "--work", str(work)]
+                jobs.append(job + (["--deadline", str(deadline)] if deadline else []))
     for a in agents:
         if a not in PEERS:
             continue
@@ -248,6 +255,11 @@ def run_suite(
     env = {**os.environ, **THREAD_ENV}
 
     def launch(job: list[str]) -> int:
+        if deadline is not None and job[0] == "sb3-job":
+            need = sb3_seconds(work, job[1], job[2], int(job[4]))
+            if need is not None and time.time() + need > deadline:
+                print(f"left for a later call (would end after the deadline): {' '.join(job)}")
+                return 0
         print(" ".join(job), flush=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), *job]
         return subprocess.run(cmd, env=env, check=False).returncode
@@ -257,6 +269,17 @@ def run_suite(
     failed = [j for j, c in zip(jobs, codes, strict=True) if c != 0]
     if failed:
         print(f"{len(failed)} job(s) failed: {failed}", file=sys.stderr)
+
+
+def sb3_seconds(work: Path, agent: str, task: str, steps: int) -> float | None:
+    """The median wall time of the finished SB3 runs of ``agent`` on ``task``, scaled to
+    ``steps``; None if none has finished."""
+    per_step = []
+    for done in (work / "sb3" / agent / task).glob("seed*/done.json"):
+        d = json.loads(done.read_text())
+        if d.get("num_timesteps") and d.get("wall_time"):
+            per_step.append(d["wall_time"] / d["num_timesteps"])
+    return float(np.median(per_step)) * steps if per_step else None
 
 
 def _our_folder(work: Path, agent: str, task: str, seed: int) -> Path:
@@ -282,9 +305,17 @@ def _our_done(work: Path, agent: str, task: str, seed: int) -> bool:
     return (folder / "sweep.json").is_file() and any((folder / "runs").glob("*/done.json"))
 
 
-def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path) -> None:
+def ours_job(
+    agent: str,
+    task: str,
+    steps: int,
+    seeds: Sequence[int],
+    work: Path,
+    deadline: float | None = None,
+) -> None:
     """Our ``agent`` on ``task``, one seed after the other, each a one-run sweep through the
-    experiment runner (so any selection of seeds resumes in place)."""
+    experiment runner (so any selection of seeds resumes in place; a seed whose estimate
+    ends after ``deadline`` is left for a later call)."""
     from nafrl.experiments.spec import SweepSpec
     from nafrl.experiments.sweep import run_sweep
 
@@ -299,7 +330,9 @@ def ours_job(agent: str, task: str, steps: int, seeds: Sequence[int], work: Path
             config={"eval_interval": OUR_EVAL_INTERVAL, "eval_episodes": EVAL_EPISODES},
             eval_episodes=FINAL_EVAL_EPISODES,
         )
-        summary = run_sweep(spec, _our_folder(work, agent, task, s), workers=1, display=False)
+        summary = run_sweep(
+            spec, _our_folder(work, agent, task, s), workers=1, display=False, deadline=deadline
+        )
         failed.update(summary.failed)
     for run_id, error in failed.items():
         print(f"failed: {run_id}: {error}", file=sys.stderr)
@@ -548,6 +581,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     r.add_argument("--work", type=Path, default=WORK)
     r.add_argument("--out", type=Path, default=RESULTS)
+    r.add_argument(
+        "--deadline",
+        default=None,
+        help="HH:MM or 2h30m: start only the runs estimated to end before it (nafrl sweep run)",
+    )
     p = sub.add_parser("report", help="write the report from the finished runs")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -558,6 +596,7 @@ def main(argv: list[str] | None = None) -> None:
     o.add_argument("steps", type=int)
     o.add_argument("seeds", nargs="+", type=int)
     o.add_argument("--work", type=Path, default=WORK)
+    o.add_argument("--deadline", type=float, default=None, help="epoch seconds")
     j = sub.add_parser("sb3-job", help="(internal) one SB3 run")
     j.add_argument("agent", choices=PEERS)
     j.add_argument("task")
@@ -566,13 +605,16 @@ def main(argv: list[str] | None = None) -> None:
     j.add_argument("folder", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "ours-job":
-        ours_job(a.agent, a.task, a.steps, a.seeds, a.work)
+        ours_job(a.agent, a.task, a.steps, a.seeds, a.work, a.deadline)
         return
     if a.cmd == "sb3-job":
         sb3_job(a.agent, a.task, a.seed, a.steps, a.folder)
         return
     if a.cmd == "run":
-        run_suite(a.tasks, a.seeds, a.agents, a.workers, a.steps, a.work)
+        from nafrl.experiments.sweep import parse_deadline
+
+        until = parse_deadline(a.deadline) if a.deadline else None
+        run_suite(a.tasks, a.seeds, a.agents, a.workers, a.steps, a.work, until)
     report(a.work, a.out, getattr(a, "note", ""))
 
 

@@ -157,40 +157,46 @@ def sweep(
     paper: str | None = None,
     budget: Literal["paper", "laptop"] = "laptop",
     only: tuple[str, ...] = (),
+    deadline: str | None = None,
 ) -> None:
     """Sweeps. ``nafrl sweep run SPEC.toml --out DIR [--workers N] [--backend local|ray]
     [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
     --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
     resuming partial ones; ``--only PATTERN ...`` runs just the runs whose ids match a shell
-    pattern, in the patterns' order; ``nafrl sweep status DIR`` and ``nafrl sweep report
-    DIR`` read it."""
+    pattern, in the patterns' order; ``--deadline HH:MM`` (or ``2h30m``) starts only the runs
+    whose estimated time ends before it and leaves the rest for a later call; ``nafrl sweep
+    status DIR`` and ``nafrl sweep report DIR`` read it."""
     from nafrl.experiments import report as report_mod
     from nafrl.experiments.spec import SpecError
     from nafrl.runs import RunError
 
     try:
         if action == "run":
-            from nafrl.experiments.sweep import run_sweep
+            from nafrl.experiments.sweep import parse_deadline, run_sweep
 
             if out is None:
                 raise SpecError("sweep run needs --out DIR (the sweep's folder)")
+            until = parse_deadline(deadline) if deadline is not None else None
             if paper is not None and target is None:
                 from nafrl.experiments.protocols import protocol
 
                 specs, record = protocol(paper, budget)
                 summary = run_sweep(
                     specs, out, workers=workers, backend=backend, address=address,
-                    name=f"{paper}-{budget}", spec_record=record, only=only,
+                    name=f"{paper}-{budget}", spec_record=record, only=only, deadline=until,
                 )  # fmt: skip
             elif target is not None and paper is None:
                 summary = run_sweep(
-                    target, out, workers=workers, backend=backend, address=address, only=only
-                )
+                    target, out, workers=workers, backend=backend, address=address, only=only,
+                    deadline=until,
+                )  # fmt: skip
             else:
                 raise SpecError("give a spec file (nafrl sweep run SPEC.toml) or --paper NAME")
+            later = f", {summary.deferred} left for a later call (deadline)"
             print(
                 f"sweep {out}: {summary.done}/{summary.total} runs done, "
                 f"{len(summary.failed)} failed, {summary.interrupted} interrupted"
+                + (later if summary.deferred else "")
             )
             for rid, err in summary.failed.items():
                 print(f"  failed {rid}: {err}", file=sys.stderr)

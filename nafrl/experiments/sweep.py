@@ -12,6 +12,11 @@
   runs (their ``done.json``), resumes partial ones from their checkpoints and retries failed
   ones. ``kill -9`` of the sweep loses no finished run (workers die with it) and no more than
   one checkpoint interval of a running one.
+* **Deadline** (``--deadline 06:40`` or ``--deadline 2h30m``): a run starts only if its
+  estimated time (:func:`estimate`) ends before the deadline; the runs that do not fit are
+  left for a later call, and the sweep returns when the last started run ends. For machines
+  with a wall-time limit (a batch job, a session), whose unfinished run would be lost or
+  left half done.
 
 ``DIR/sweep.json`` is the manifest {"name", "spec", "runs": [{"id", "algo", "task", "seed",
 "point", "budget", "config", ...}]}; ``DIR/runs/<id>/`` are ordinary run folders.
@@ -23,10 +28,11 @@ import contextlib
 import ctypes
 import importlib
 import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -113,6 +119,7 @@ class SweepSummary:
     done: int
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: int = 0
+    deferred: int = 0  # runs not started: none of them fitted before the deadline
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_time: float = 0.0
 
@@ -253,6 +260,7 @@ def run_sweep(
     spec_record: dict[str, Any] | None = None,
     display: bool = True,
     only: Sequence[str] = (),
+    deadline: float | None = None,
 ) -> SweepSummary:
     """Validate, plan and run a sweep into ``out`` (see the module docstring). ``specs`` is a
     TOML path, a :class:`SweepSpec` or a list of them (a paper protocol); ``name`` and
@@ -260,7 +268,10 @@ def run_sweep(
 
     ``only``: shell patterns on run ids (``naf-reacher-v1-imr-*``); run just the unfinished
     runs that match one, in the order of the patterns (cheap variants first, say). The
-    manifest still lists the whole sweep, so a later call without ``only`` runs the rest."""
+    manifest still lists the whole sweep, so a later call without ``only`` runs the rest.
+
+    ``deadline``: epoch seconds (:func:`parse_deadline`); start only the runs whose estimate
+    ends before it, in order, and leave the others (``summary.deferred``) for a later call."""
     if isinstance(specs, str | Path):
         from nafrl.experiments.spec import load_spec
 
@@ -315,7 +326,12 @@ def run_sweep(
         monitor = _Monitor(runs, todo, folders, est, be.slots, display)
         aborted = False
         try:
-            _schedule(be, todo, folders, monitor, summary)
+            need = est["run_seconds"]
+
+            def fits(r: PlannedRun) -> bool:
+                return deadline is None or time.time() + need[r.id] <= deadline
+
+            _schedule(be, todo, folders, monitor, summary, fits)
         except KeyboardInterrupt:
             aborted = True
             print(
@@ -328,7 +344,30 @@ def run_sweep(
             monitor.stop()
             be.close(abort=aborted)
             summary.wall_time = time.perf_counter() - t0
+    if summary.deferred:
+        print(
+            f"nafrl: {summary.deferred} run(s) left for a later call: none fitted before the "
+            f"deadline ({time.strftime('%H:%M', time.localtime(deadline))}); rerun to go on",
+            flush=True,
+        )
     return summary
+
+
+def parse_deadline(text: str, now: float | None = None) -> float:
+    """``--deadline``: a local time of day ``HH:MM`` (its next occurrence) or a duration from
+    now (``90m``, ``2h``, ``2h30m``), as epoch seconds."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    if m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text):
+        t = time.localtime(now)
+        target = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, int(m[1]), int(m[2]), 0, 0, 0, -1))
+        return target if target > now else target + 86_400
+    if (m := re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", text)) and text:
+        return now + 3600 * int(m[1] or 0) + 60 * int(m[2] or 0)
+    raise SpecError(
+        f"invalid --deadline {text!r}: expected a time of day HH:MM (24 h, local time) or a "
+        "duration such as 90m, 2h or 2h30m"
+    )
 
 
 def estimate(
@@ -369,7 +408,13 @@ def estimate(
         rate = work / sum(d["wall_time"] for _, d in finished)
         source = f"measured on the {len(finished)} finished run(s) here"
     seconds = (cost / rate + REFERENCE_RUN_OVERHEAD * len(todo)) / max(1, workers)
+    run_seconds = {  # one worker's time for each selected run
+        r.id: max(0, steps(r) - _progress(folders[r.id])) * run_cost[r.id] / rate
+        + REFERENCE_RUN_OVERHEAD
+        for r in todo
+    }
     return {
+        "run_seconds": run_seconds,
         "total_steps": total,
         "remaining_steps": remaining,
         "remaining_cost": cost,
@@ -408,8 +453,11 @@ def _schedule(
     folders: dict[str, Path],
     monitor: _Monitor,
     summary: SweepSummary,
+    fits: Callable[[PlannedRun], bool] | None = None,
 ) -> None:
-    """At most ``be.slots`` runs in flight; a finished one frees its slot for the next.
+    """At most ``be.slots`` runs in flight; a finished one frees its slot for the next: the
+    first in the queue for which ``fits`` holds (all, without a deadline). When none does,
+    no run starts any more and the rest count as ``summary.deferred``.
 
     Ctrl-C (SIGINT reaches the workers too) starts no new run and waits for the running
     ones to checkpoint at the end of their episode, then raises KeyboardInterrupt; a second
@@ -420,7 +468,11 @@ def _schedule(
     while queue or inflight:
         try:
             while queue and len(inflight) < be.slots and not stopping:
-                r = queue.pop(0)
+                i = next((i for i, q in enumerate(queue) if fits is None or fits(q)), None)
+                if i is None:
+                    summary.deferred, queue = len(queue), []
+                    break
+                r = queue.pop(i)
                 folders[r.id].parent.mkdir(parents=True, exist_ok=True)
                 inflight[be.submit(_entry(r), str(folders[r.id]))] = r
                 monitor.started(r.id)

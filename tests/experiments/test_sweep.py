@@ -377,6 +377,7 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     assert est["rate"] == pytest.approx(200.0)
     assert est["remaining_steps"] == steps
     assert est["seconds"] == pytest.approx(steps * want / 200.0 + 10.0)
+    assert est["run_seconds"] == {mb.id: pytest.approx(steps * want / 200.0 + 10.0)}
 
 
 def test_only_runs_the_matching_runs_in_the_patterns_order(tmp_path):
@@ -403,3 +404,67 @@ def test_a_sweep_with_only_runs_just_those_and_a_later_call_runs_the_rest(spec_f
     assert done == ["naf-pendulum-v1-s1"] and not summary.failed
     summary = run_sweep(spec_file, out, workers=1, only=["ddpg-*-s0-*"], display=False)
     assert len(list(out.glob("runs/*/done.json"))) == 2 and not summary.failed
+
+
+def test_parse_deadline_takes_a_time_of_day_or_a_duration():
+    from nafrl.experiments.sweep import parse_deadline
+
+    now = time.mktime((2026, 12, 4, 5, 0, 0, 0, 0, -1))  # 05:00 local time
+    assert parse_deadline("06:40", now) - now == 100 * 60
+    assert parse_deadline("04:30", now) - now == (24 * 60 - 30) * 60  # passed today: tomorrow
+    assert parse_deadline("2h30m", now) - now == 9000
+    assert parse_deadline("90m", now) - now == 5400
+    assert parse_deadline(" 2h ", now) - now == 7200
+    for bad in ("", "6.40", "24:00", "2h30", "soon", "-1h"):
+        with pytest.raises(SpecError, match=r"invalid --deadline .*HH:MM .*2h30m"):
+            parse_deadline(bad, now)
+
+
+def test_a_deadline_starts_the_runs_that_fit_in_order_and_defers_the_rest(tmp_path):
+    """The scheduler skips a run that does not fit for a later one that does; once none fits,
+    nothing starts any more (time only runs out) and the rest count as deferred."""
+    from nafrl.experiments.sweep import SweepSummary, _schedule
+
+    spec = SweepSpec("d", ["naf", "ddpg"], ["Pendulum-v1"], [0, 1, 2], {"steps": 100})
+    runs = expand(spec)
+    folders = {r.id: tmp_path / r.id for r in runs}
+    fitting = {runs[1].id, runs[3].id}
+
+    class Backend:
+        slots = 1
+        started: list[str] = []
+
+        def submit(self, entry, folder):
+            self.started.append(entry["id"])
+            return entry["id"]
+
+        def wait(self, handles, timeout):
+            return [(h, {"status": "done"}) for h in handles]
+
+    class Monitor:
+        def started(self, rid): ...
+        def finished(self, rid, res): ...
+        def refresh(self): ...
+
+    asked: list[str] = []
+
+    def fits(r):
+        asked.append(r.id)
+        return r.id in fitting
+
+    summary = SweepSummary(tmp_path, len(runs), 0)
+    be = Backend()
+    _schedule(be, runs, folders, Monitor(), summary, fits)
+    assert be.started == [runs[1].id, runs[3].id]
+    assert summary.done == 2 and summary.deferred == len(runs) - 2
+    assert asked[-1] == runs[-1].id and runs[1].id not in asked[2:]  # each start asks anew
+
+
+def test_a_sweep_run_past_its_deadline_starts_nothing_and_a_later_call_runs_all(
+    spec_file, tmp_path
+):
+    out = tmp_path / "sweep"
+    summary = run_sweep(spec_file, out, workers=1, display=False, deadline=time.time() - 1)
+    assert (summary.done, summary.deferred) == (0, 4) and not list(out.glob("runs/*"))
+    summary = run_sweep(spec_file, out, workers=2, display=False, deadline=time.time() + 86_400)
+    assert (summary.done, summary.deferred) == (4, 0) and not summary.failed
