@@ -14,7 +14,7 @@ benches and the sweep runner all call it, so every run folder has one layout:
     learning_curve.png
     final_eval.json     the final evaluation (so a rerun never evaluates twice)
     done.json           written atomically LAST: {"num_timesteps", "num_episodes",
-                         "wall_time", "final_eval"}
+                         "wall_time", "final_eval", "machine"} (runtime.machine_info)
     failed.json         {"error", "traceback"} when the run raised
     .lock               held (fcntl.flock) while a process trains in the folder
 
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from nafrl.config import ALGOS, Config, ConfigError, validate_for_algo, with_added_fields
 from nafrl.errors import NafrlError
+from nafrl.runtime import machine_info
 
 if TYPE_CHECKING:
     from nafrl.api import OffPolicyAgent
@@ -417,6 +418,7 @@ def _finish(model: OffPolicyAgent, spec: RunSpec, folder: Path) -> dict[str, flo
             "num_episodes": model.num_episodes,
             "wall_time": model.wall_time,
             "final_eval": final,
+            "machine": machine_info(),  # bit-identical reruns need the same CPU and threads
         },
     )
     return final

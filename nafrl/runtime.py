@@ -65,6 +65,37 @@ def configure_process(threads: int | None = None, xla_defaults: bool | None = No
     _guard_requested_backend()
 
 
+def machine_info() -> dict[str, Any]:
+    """What a run's numbers depend on besides its seed and config: the CPU (XLA and MuJoCo
+    compile for its vector units, so the same seed differs in the last bits across CPU
+    models and then diverges), the cores and XLA's flags (thread count changes XLA's
+    summation order) and the library versions. Recorded in each run's ``done.json``."""
+    import platform
+    from importlib import metadata
+
+    cpu: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "flags") and key not in cpu:
+                cpu[key] = value.strip()
+    flags = set(cpu.get("flags", "").split())
+    vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2") if v in flags), "unknown")
+    versions = {}
+    for dist in ("jax", "jaxlib", "mujoco", "numpy"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return {
+        "cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family_model": f"{cpu.get('cpu family', '?')}/{cpu.get('model', '?')}",
+        "vector_isa": vector,
+        "cores": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "versions": versions,
+    }
+
+
 #: Set when ``MUJOCO_GL`` named an off-screen back end whose library is missing.
 _MISSING_BACKEND: tuple[str, str] | None = None
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
@@ -293,6 +294,10 @@ def test_episode_budget_counts_finished_episodes_and_rerun_is_a_no_op(tmp_path):
     assert float(evals[-1]["test_return"]) == pytest.approx(res.final_eval["test_return"])
     done = json.loads((tmp_path / "r" / "done.json").read_text())
     assert done["final_eval"] == res.final_eval and done["num_episodes"] == 3
+    # What a bit-identical rerun needs besides seed and config: this machine's CPU and cores.
+    assert done["machine"]["cores"] == os.cpu_count()
+    assert done["machine"]["vector_isa"] in ("avx512f", "avx2", "avx", "sse4_2", "unknown")
+    assert done["machine"]["versions"]["jax"] == jax.__version__
     again = run(spec, tmp_path / "r")
     assert again.skipped and again.final_eval == res.final_eval
     assert _rows(tmp_path / "r" / "evals.csv") == evals
