@@ -41,7 +41,8 @@ def _git(repo: Path, *args: str) -> str:
 def commit_new(works: list[Path], repo: Path) -> list[str]:
     """Commit the finished runs under ``works`` that git does not track yet (their files and
     the sweep manifests, nothing else that is staged); return their folder names."""
-    tracked = set(_git(repo, "ls-files", "-z", "--", *map(str, works)).split("\0"))
+    specs = [str(w.resolve()) for w in works]  # absolute: git runs in repo, the caller anywhere
+    tracked = set(_git(repo, "ls-files", "-z", "--", *specs).split("\0"))
     files = [p.resolve().relative_to(repo.resolve()).as_posix() for w in works for p in keep(w)]
     new_runs = sorted(
         {Path(f).parent.name for f in files if f.endswith("/done.json") and f not in tracked}

@@ -45,7 +45,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -129,25 +128,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def machine_info() -> dict[str, Any]:
     import jax
+
+    from nafrl.runtime import machine_info as run_machine_info
 
     dists = (
         "nafrl",
@@ -161,15 +145,18 @@ def machine_info() -> dict[str, Any]:
         "torch",
         "stable-baselines3",
     )
+    machine = run_machine_info(dists)  # the CPU and versions each run's done.json records
     return {
-        "cpu_model": cpu_model(),
+        "cpu_model": machine["cpu"],
+        "cpu_family_model": machine["cpu_family_model"],
+        "vector_isa": machine["vector_isa"],
         "nproc": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {d: _version(d) for d in dists},
+        "versions": machine["versions"],
         "jax_devices": [str(d) for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
         "loadavg_start": list(os.getloadavg()),

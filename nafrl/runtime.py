@@ -17,7 +17,7 @@ import functools
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,12 @@ def configure_process(threads: int | None = None, xla_defaults: bool | None = No
     _guard_requested_backend()
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(dists: Sequence[str] = ("jax", "jaxlib", "mujoco", "numpy")) -> dict[str, Any]:
     """What a run's numbers depend on besides its seed and config: the CPU (XLA and MuJoCo
     compile for its vector units, so the same seed differs in the last bits across CPU
     models and then diverges), the cores and XLA's flags (thread count changes XLA's
-    summation order) and the library versions. Recorded in each run's ``done.json``."""
+    summation order) and the versions of ``dists`` (None where not installed). Recorded in
+    each run's ``done.json`` and in the benches' results."""
     import platform
     from importlib import metadata
 
@@ -82,8 +83,8 @@ def machine_info() -> dict[str, Any]:
                 cpu[key] = value.strip()
     flags = set(cpu.get("flags", "").split())
     vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2") if v in flags), "unknown")
-    versions = {}
-    for dist in ("jax", "jaxlib", "mujoco", "numpy"):
+    versions: dict[str, str | None] = dict.fromkeys(dists)
+    for dist in dists:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return {
