@@ -1,11 +1,12 @@
 """Park unfinished runs outside the work tree at a session's end; bring them back at the next
 start (issue 14).
 
-A session ends with its processes killed, and the next one gets a checkout laid anew: the
-checkpoint of a partial run (never committed, see keep.py) is gone, so a run longer than one
-session's compute could never finish. The machine itself may be handed to the next session
-as it was. ``park`` copies every unfinished run folder under ``bench/results/**/work/`` (one
-with ``checkpoint.npz`` and no ``done.json``) to ``PARK`` outside the work tree; ``unpark``
+A session ends with its processes killed, and the next one may get a fresh machine with a
+checkout laid anew: the checkpoint of a partial run (never committed, see keep.py) is then
+gone, so a run longer than one session's compute could never finish. When the next session
+follows soon it may get the same machine as it was (it happened on 2026-12-04), and then
+the run resumes. ``park`` copies every unfinished run folder under ``bench/results/**/work/``
+(one with ``checkpoint.npz`` and no ``done.json``) to ``PARK`` outside the work tree; ``unpark``
 copies each parked folder back where the same run (same folder, so the same config hash) has
 neither a checkpoint nor ``done.json`` yet, and the runner then resumes it from that
 checkpoint. On a fresh machine ``PARK`` is empty and ``unpark`` does nothing.
