@@ -551,9 +551,9 @@ the other variants of its task and algorithm with: section 6.3's fully model-fre
 sweep with a variant of this name gets the table, not only ``--paper section63``."""
 
 #: The variant every other variant of an algorithm is compared with (probability of
-#: improvement), the first present: the plain runs (Table 2's "no model"), section 6.3's
-#: model-free runs, Figure 3's OU NAF.
-BASELINE_VARIANTS: tuple[str, ...] = ("", SPEEDUP_BASELINE, "naf-ou")
+#: improvement), the first present: the plain runs, Table 2's "none" (no model: the name
+#: ``--paper table2`` gives it), section 6.3's model-free runs, Figure 3's OU NAF.
+BASELINE_VARIANTS: tuple[str, ...] = ("", "none", SPEEDUP_BASELINE, "naf-ou")
 
 SPEEDUP_LEVEL_FRACTION = 0.9
 """Where the speed-up's reference level sits, as a fraction of the way from the model-free

@@ -377,20 +377,24 @@ def test_named_variants_and_protocol_from_the_sweep_name(tmp_path: Path) -> None
          "point": {"variant": name, "learning_rate": 0.001}, "config": cfg,
          "returns": [1.0, 2.0 + s]}
         for name, cfg in (("imr", {"model": "true", "imagination_length": 5}),
-                          ("no model", {}))
+                          ("none", {}))
         for s in (0, 1)
     ]  # fmt: skip
     root = make_sweep(tmp_path / "n", runs, name="table2-laptop")
     write_report(root)
     rep = json.loads((root / "report.json").read_text())
     assert rep["protocol"] == "table2"
-    assert [c["label"] for c in rep["cells"]] == ["naf (imr)", "naf (no model)"]
+    assert [c["label"] for c in rep["cells"]] == ["naf (imr)", "naf (none)"]
     assert [c["paper"]["best"] for c in rep["cells"]] == [
         TABLE2["cheetah"]["imr"][0],
         TABLE2["cheetah"]["none"][0],
     ]
     md = (root / "report.md").read_text()
     assert "| nafrl/Cheetah-v1 | naf (imr) | learning_rate=0.001 | 2/2 | 2.5 [2, 3] |" in md
+    # Table 2's claim "imagination always helps" is ImR against the "none" column (the
+    # protocol's name for no model): the seeds' bests tie pairwise (2, 3 against 2, 3).
+    poi = rep["probability_of_improvement"]["per_task"]
+    assert [(q["x"], q["y"], q["p"]) for q in poi] == [("naf (imr)", "naf (none)", 0.5)]
 
 
 def test_performance_profile_band_equals_scipy_per_threshold() -> None:
