@@ -178,6 +178,8 @@ class OffPolicyAgent:
             while self.num_timesteps < target:
                 obs = self._obs if self._obs is not None else self._begin_episode()
                 action = self._action
+                if cfg.warmup == "uniform" and self.num_timesteps < cfg.learning_starts:
+                    action = self._warmup_action()
                 if self._guided:  # Algorithm 2: u_t = mu'(x_t, t) + N_t, mu' = iLQG / MPC
                     if mb is None:
                         raise RuntimeError("a guided episode without model-based acceleration")
@@ -252,6 +254,13 @@ class OffPolicyAgent:
             bar.close()
             if self.logger is not None:
                 self.logger.flush()
+
+    def _warmup_action(self) -> np.ndarray:
+        """A uniform random action for step ``num_timesteps`` (config.warmup='uniform'). Its
+        own generator per step, so it moves no training stream and a resumed run draws the
+        same actions."""
+        rng = np.random.default_rng([self.seed, 2, self.num_timesteps])
+        return rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
 
     def _noise_kind(self) -> str:
         cfg = self.config

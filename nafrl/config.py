@@ -21,6 +21,8 @@ ExplorationKind = Literal["ou", "gaussian", "precision"]
 ModelKind = Literal["none", "true", "linear", "neural"]
 PlannerKind = Literal["ilqg", "mpc"]
 ModelPriorKind = Literal["gmm", "gaussian", "none"]
+WarmupKind = Literal["policy", "uniform"]
+WARMUP_KINDS: tuple[str, ...] = ("policy", "uniform")
 PLANNER_KINDS: tuple[str, ...] = ("ilqg", "mpc")
 MODEL_PRIOR_KINDS: tuple[str, ...] = ("gmm", "gaussian", "none")
 EXPLORATION_KINDS: tuple[str, ...] = ("ou", "gaussian", "precision")
@@ -98,7 +100,11 @@ class Config:
     buffer_size: int = 1_000_000
     """Capacity of the replay buffer R (a ring: the oldest transitions are overwritten)."""
     learning_starts: int = 1_000
-    """Environment steps before the first update (actions are always mu(x) + noise)."""
+    """Environment steps before the first update."""
+    warmup: WarmupKind = "policy"
+    """Actions of the first ``learning_starts`` env steps: 'policy' (mu(x) + noise, as the
+    paper) or 'uniform' (uniform random in the action box, as SB3 and CleanRL's DDPG, TD3
+    and SAC fill their buffers). Guided (iLQG) episodes always follow their controller."""
 
     # --- exploration (section 6, appendix 8.2) ---
     exploration: ExplorationKind = "ou"
@@ -195,6 +201,9 @@ class Config:
         _int_at_least("buffer_size", self.buffer_size, 1)
         _int_at_least("learning_starts", self.learning_starts, 0)
         _check(
+            self.warmup in WARMUP_KINDS, "warmup", self.warmup, f"one of {', '.join(WARMUP_KINDS)}"
+        )
+        _check(
             self.exploration in EXPLORATION_KINDS,
             "exploration",
             self.exploration,
@@ -279,6 +288,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "twin_v": False,
     "obs_norm": False,
     "mpc_replan_every": 1,
+    "warmup": "policy",
 }
 
 

@@ -90,6 +90,28 @@ def test_save_load_identical_actions_and_state(cls, options, tmp_path):
         other.load(path)
 
 
+@pytest.mark.parametrize("cls", [nafrl.NAF, nafrl.DDPG])
+def test_uniform_warmup_fills_the_box_then_the_policy_acts_and_resumes_exactly(cls, tmp_path):
+    options = {**SMALL, "learning_starts": 400, "warmup": "uniform", "noise_scale": 0.0}
+    m = cls("Pendulum-v1", seed=2, **options)
+    m.learn(300)
+    path = m.save(tmp_path / "mid.npz")
+    m.learn(300)
+    actions = m.buffer.data["action"][:600, 0]
+    warm, acting = actions[:400], actions[400:]
+    # Uniform on [-1, 1]: mean 0, std 1/sqrt(3), and every fifth of the box visited.
+    assert abs(warm.mean()) < 0.1 and abs(warm.std() - 3**-0.5) < 0.05
+    assert np.histogram(warm, bins=5, range=(-1, 1))[0].min() > 50
+    # Independent draws jump by E|a - a'| = 2/3 per step; after learning_starts the
+    # noise-free policy mu(x) acts, and x (so mu) changes little from step to step.
+    assert abs(np.abs(np.diff(warm)).mean() - 2 / 3) < 0.08
+    assert np.abs(np.diff(acting)).mean() < 0.2
+    # A run resumed inside the warm-up draws the same actions as the uninterrupted one.
+    resumed = cls.load(path)
+    resumed.learn(100)
+    np.testing.assert_array_equal(resumed.buffer.data["action"][:400], warm[:, None])
+
+
 def test_save_is_atomic_and_checkpoint_is_not_pickle(tmp_path):
     m = nafrl.NAF("Pendulum-v1", seed=0, **SMALL)
     m.learn(250)
@@ -152,6 +174,7 @@ def test_unknown_env_and_discrete_actions_are_clear_errors(tmp_path):
         ("mpc_replan_every", 0),
         ("mpc_replan_every", 21),
         ("ilqg_iterations", 0),
+        ("warmup", "random"),
     ],
 )
 def test_bad_config_values_name_the_field(field, value):

@@ -84,6 +84,7 @@ PINNED: dict[str, Any] = {
     "gamma": 0.99,
     "tau": 0.005,
     "learning_starts": 1_000,
+    "warmup": "policy",
     # The paper's method: none of issue 13's departures.
     "layer_norm": False,
     "clip_target": False,
