@@ -97,7 +97,9 @@ def run_one(
             w = csv.DictWriter(f, keys)
             w.writeheader()
             w.writerows(rows)
-    (folder / "done.json").write_text(json.dumps({"wall_time": wall, "steps": steps}))
+    # The resolved Config, so that bench/suite.py adopt can check what the run trained with.
+    record = {"wall_time": wall, "steps": steps, "config": m.config.to_dict()}
+    (folder / "done.json").write_text(json.dumps(record))
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:

@@ -12,6 +12,16 @@ scratch if interrupted. Finished runs are skipped on a rerun. A run folder's id 
 whole Config, not the code: after a change to the code that trains, move
 ``bench/results/suite/work`` away before rerunning.
 
+Runs of ours made earlier with ``bench/reliability.py`` at the suite's budget and today's
+defaults can be *adopted* instead of rerun (``python bench/suite.py adopt ...``, into
+``.../work/adopted/<agent>/<task>/seed<k>/``): both scripts train through the same
+``OffPolicyAgent`` with the same seeding and test cadence, so the training is the same
+function of the seed (measured: NAF's suite run on Reacher-v5 seed 0 and its reliability
+run with the same Config have identical test returns to the last digit at every one of
+the 200 tests). The one difference is the final test: the last 5-episode test of the
+reliability run instead of a 10-episode test at the budget; the report says which runs
+were adopted.
+
     .venv/bin/pip install -e '.[bench]'          # stable-baselines3 + torch
     .venv/bin/python bench/suite.py run --tasks InvertedPendulum-v5 --seeds 0 1 2 --workers 2
     .venv/bin/python bench/suite.py report       # from what is finished so far
@@ -302,7 +312,121 @@ def _our_runs(work: Path) -> list[tuple[str, str, int, Path]]:
 
 def _our_done(work: Path, agent: str, task: str, seed: int) -> bool:
     folder = _our_folder(work, agent, task, seed)
+    if (_adopted_folder(work, agent, task, seed) / "done.json").is_file():
+        return True
     return (folder / "sweep.json").is_file() and any((folder / "runs").glob("*/done.json"))
+
+
+def _adopted_folder(work: Path, agent: str, task: str, seed: int) -> Path:
+    return work / "adopted" / agent / task / f"seed{seed}"
+
+
+def adopt(
+    agent: str,
+    task: str,
+    source: Path,
+    variant: str,
+    seeds: Sequence[int],
+    work: Path,
+    legacy: bool = False,
+) -> list[Path]:
+    """Take finished ``bench/reliability.py`` runs (``source/<agent>/<variant>/seed<k>``) as
+    the suite's runs of ``agent`` on ``task`` with ``seeds``, after checking that they are
+    what the suite would run: the Config the run recorded in done.json is ``agent``'s
+    default one (tests aside), the run used the suite's budget, and it was tested every
+    :data:`OUR_EVAL_INTERVAL` episodes. Runs older than that record need ``legacy``: then
+    only ``variant`` is checked against today's defaults, which is right only if no default
+    changed between the run and today (the caller's check, stated in done.json). Writes
+    evals.csv, episodes.csv and done.json (whose ``final_eval`` is the run's last test) into
+    :func:`_adopted_folder`."""
+    import dataclasses
+
+    from nafrl.config import FIELD_NAMES, make_config, validate_for_algo
+
+    sys.path.insert(0, str(HERE))
+    from reliability import parse_variant
+
+    name, overrides = parse_variant(variant)
+    if agent not in OURS:
+        raise SystemExit(f"adopt: agent {agent!r} is not ours; accepted: {', '.join(OURS)}")
+    if task not in BUDGETS:
+        raise SystemExit(f"adopt: task {task!r} is not a suite task; accepted: {list(BUDGETS)}")
+    # What changes training; the test cadence is checked on the files below.
+    ignore = {"eval_interval", "eval_episodes", "checkpoint_interval"}
+    ours = validate_for_algo(make_config(), agent)
+
+    def differences(record: dict[str, Any]) -> list[str]:
+        known = {k: v for k, v in record.items() if k in FIELD_NAMES}
+        theirs = validate_for_algo(make_config(**known), agent)
+        return [
+            f"{f.name}={getattr(theirs, f.name)!r} (default {getattr(ours, f.name)!r})"
+            for f in dataclasses.fields(ours)
+            if f.name not in ignore and getattr(ours, f.name) != getattr(theirs, f.name)
+        ]
+
+    written = []
+    for s in seeds:
+        src = source / agent / name / f"seed{s}"
+        files = {f: src / f for f in ("evals.csv", "episodes.csv", "done.json")}
+        missing = [f for f, path in files.items() if not path.is_file()]
+        if missing:
+            raise SystemExit(f"adopt: {src} has no {', '.join(missing)} (not a finished run)")
+        done = json.loads(files["done.json"].read_text())
+        if "config" in done:
+            checked, differ = "the run's recorded Config", differences(done["config"])
+            if done["config"].get("eval_episodes") != EVAL_EPISODES:
+                differ.append(
+                    f"eval_episodes={done['config'].get('eval_episodes')!r} "
+                    f"(the suite's {EVAL_EPISODES})"
+                )
+        elif legacy:
+            checked, differ = f"the variant {variant!r} (legacy run)", differences(overrides)
+        else:
+            raise SystemExit(
+                f"adopt: {src}/done.json records no Config; pass --legacy to check only the "
+                "variant against today's defaults (right only if no default changed since)"
+            )
+        if differ:
+            raise SystemExit(f"adopt: {src} is not {agent}'s defaults: {', '.join(differ)}")
+        if int(done.get("steps", -1)) != BUDGETS[task]:
+            raise SystemExit(
+                f"adopt: {src} ran {done.get('steps')} steps; the suite's {task} budget is "
+                f"{BUDGETS[task]}"
+            )
+        with open(files["evals.csv"]) as f:
+            rows = list(csv.DictReader(f))
+        episodes = [int(r["episode"]) for r in rows]
+        every = OUR_EVAL_INTERVAL
+        if episodes != list(range(every, every * len(rows) + 1, every)):
+            raise SystemExit(
+                f"adopt: {src} was not tested every {every} episodes "
+                f"(tests at episodes {episodes[:4]}...)"
+            )
+        dst = _adopted_folder(work, agent, task, s)
+        dst.mkdir(parents=True, exist_ok=True)
+        cols = ["episode", "total_steps", "test_return", "test_return_std", "wall_time"]
+        write_csv(dst / "evals.csv", [{k: r[k] for k in cols} for r in rows])
+        (dst / "episodes.csv").write_bytes(files["episodes.csv"].read_bytes())
+        last = rows[-1]
+        inside = src.resolve().is_relative_to(HERE.parent)
+        record = {
+            "adopted_from": str(src.resolve().relative_to(HERE.parent) if inside else src),
+            "checked": checked,
+            "final_eval": {
+                "episode": int(last["episode"]),
+                "total_steps": int(last["total_steps"]),
+                "test_return": float(last["test_return"]),
+                "test_return_std": float(last["test_return_std"]),
+                "note": "the run's last periodic test, not a 10-episode test at the budget",
+            },
+            "num_timesteps": int(done["steps"]),
+            "wall_time": float(done["wall_time"]),
+        }
+        tmp = dst / "done.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, dst / "done.json")
+        written.append(dst)
+    return written
 
 
 def ours_job(
@@ -384,8 +508,15 @@ def collect(work: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
             }
         )
 
+    ran = set()
     for agent, task, seed, folder in _our_runs(work):
         add(agent, task, seed, folder, int(read_json(folder / "done.json")["num_timesteps"]))
+        ran.add((agent, task, seed))
+    for folder in sorted((work / "adopted").glob("*/*/seed*")):
+        key = (folder.parent.parent.name, folder.parent.name, int(folder.name[4:]))
+        if key not in ran and (folder / "done.json").is_file():  # a suite run wins
+            add(*key, folder, int(read_json(folder / "done.json")["num_timesteps"]))
+            out[key[:2]][-1]["adopted"] = True
     for folder in sorted((work / "sb3").glob("*/*/seed*")):
         if (folder / "done.json").is_file():
             add(
@@ -494,6 +625,7 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
             collapsed = learned & (finals < bests - COLLAPSE_FRACTION * (bests - rnd))
             tab[a] = {
                 "seeds": [r["seed"] for r in rs],
+                "adopted_seeds": [r["seed"] for r in rs if r.get("adopted")],
                 "learned": int(learned.sum()),
                 "collapsed": int(collapsed.sum()),
                 "random_return": rnd,
@@ -553,6 +685,15 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
                 f"| {cell(v['at_equal_wall'])} | {v['wall_time_median']:.0f} "
                 f"| {v['steps_per_sec']:.0f} |"
             )
+        for a, v in tab.items():
+            if v["adopted_seeds"]:
+                md += [
+                    "",
+                    f"{a}: seeds {', '.join(map(str, v['adopted_seeds']))} adopted from "
+                    "bench/reliability.py runs with the same Config (`bench/suite.py adopt`; "
+                    "their *final* is the last 5-episode test, up to one episode before "
+                    "the budget).",
+                ]
         if "naf" in tab:
             md += ["", "| P(NAF > X), final return | value [95% CI] |", "|---|---|"]
             for k, v in tab["naf"].items():
@@ -590,6 +731,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--note", default="", help="a paragraph for the report (scale, machine)")
+    ad = sub.add_parser(
+        "adopt", help="take finished bench/reliability.py runs of today's defaults as suite runs"
+    )
+    ad.add_argument("agent", choices=OURS)
+    ad.add_argument("task", choices=list(BUDGETS))
+    ad.add_argument("source", type=Path, help="reliability.py's --out folder (<task>/ level)")
+    ad.add_argument("--variant", required=True, help="the run's --variant text, e.g. a=1,b=2")
+    ad.add_argument("--seeds", nargs="+", type=int, required=True)
+    ad.add_argument(
+        "--legacy",
+        action="store_true",
+        help="runs whose done.json records no Config: check only --variant against today's "
+        "defaults (right only if no default changed since the run)",
+    )
+    ad.add_argument("--work", type=Path, default=WORK)
     o = sub.add_parser("ours-job", help="(internal) our agent on one task, seeds in turn")
     o.add_argument("agent", choices=OURS)
     o.add_argument("task")
@@ -606,6 +762,10 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.cmd == "ours-job":
         ours_job(a.agent, a.task, a.steps, a.seeds, a.work, a.deadline)
+        return
+    if a.cmd == "adopt":
+        for d in adopt(a.agent, a.task, a.source, a.variant, a.seeds, a.work, a.legacy):
+            print(f"adopted: {d}")
         return
     if a.cmd == "sb3-job":
         sb3_job(a.agent, a.task, a.seed, a.steps, a.folder)
