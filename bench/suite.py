@@ -341,7 +341,8 @@ def adopt(
     :func:`_adopted_folder`."""
     import dataclasses
 
-    from nafrl.config import FIELD_NAMES, make_config, validate_for_algo
+    from nafrl.config import Config, make_config, validate_for_algo
+    from nafrl.runs import write_json_atomic
 
     sys.path.insert(0, str(HERE))
     from reliability import parse_variant
@@ -355,9 +356,8 @@ def adopt(
     ignore = {"eval_interval", "eval_episodes", "checkpoint_interval"}
     ours = validate_for_algo(make_config(), agent)
 
-    def differences(record: dict[str, Any]) -> list[str]:
-        known = {k: v for k, v in record.items() if k in FIELD_NAMES}
-        theirs = validate_for_algo(make_config(**known), agent)
+    def differences(config: Config) -> list[str]:
+        theirs = validate_for_algo(config, agent)
         return [
             f"{f.name}={getattr(theirs, f.name)!r} (default {getattr(ours, f.name)!r})"
             for f in dataclasses.fields(ours)
@@ -373,14 +373,16 @@ def adopt(
             raise SystemExit(f"adopt: {src} has no {', '.join(missing)} (not a finished run)")
         done = json.loads(files["done.json"].read_text())
         if "config" in done:
-            checked, differ = "the run's recorded Config", differences(done["config"])
-            if done["config"].get("eval_episodes") != EVAL_EPISODES:
+            # from_dict: a field added after the run reads as the value it ran with
+            recorded = Config.from_dict(done["config"])
+            checked, differ = "the run's recorded Config", differences(recorded)
+            if recorded.eval_episodes != EVAL_EPISODES:
                 differ.append(
-                    f"eval_episodes={done['config'].get('eval_episodes')!r} "
-                    f"(the suite's {EVAL_EPISODES})"
+                    f"eval_episodes={recorded.eval_episodes!r} (the suite's {EVAL_EPISODES})"
                 )
         elif legacy:
-            checked, differ = f"the variant {variant!r} (legacy run)", differences(overrides)
+            legacy_config = make_config(**overrides)  # overrides of the defaults of its day
+            checked, differ = f"the variant {variant!r} (legacy run)", differences(legacy_config)
         else:
             raise SystemExit(
                 f"adopt: {src}/done.json records no Config; pass --legacy to check only the "
@@ -422,9 +424,7 @@ def adopt(
             "num_timesteps": int(done["steps"]),
             "wall_time": float(done["wall_time"]),
         }
-        tmp = dst / "done.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, dst / "done.json")
+        write_json_atomic(dst / "done.json", record)
         written.append(dst)
     return written
 
