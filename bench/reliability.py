@@ -32,6 +32,8 @@ import numpy as np
 
 import nafrl
 from nafrl.env_utils import make_env
+from nafrl.logger import write_rows_atomic
+from nafrl.runs import write_json_atomic
 
 #: Test return of a random policy and the "learned" threshold per task (test return, 5 episodes).
 #: Pendulum-v1: random about -1200 to -1300; a swing-up policy scores about -150 to -250.
@@ -92,14 +94,10 @@ def run_one(
     wall = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in (("episodes.csv", m.episode_log), ("evals.csv", m.eval_log)):
-        keys = sorted({k for r in rows for k in r})
-        with open(folder / name, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows(rows)
+        write_rows_atomic(folder / name, rows)
     # The resolved Config, so that bench/suite.py adopt can check what the run trained with.
     record = {"wall_time": wall, "steps": steps, "config": m.config.to_dict()}
-    (folder / "done.json").write_text(json.dumps(record))
+    write_json_atomic(folder / "done.json", record)  # last: done.json marks a finished run
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:
@@ -229,11 +227,8 @@ def main(argv: list[str] | None = None) -> None:
             if not (r["algo"] == a.algo and r["variant"] in variants)
         ]
     allrows = old + rows
-    (folder / "summary.json").write_text(json.dumps(allrows, indent=1))
-    with open(folder / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, list(allrows[0]))
-        w.writeheader()
-        w.writerows(allrows)
+    write_json_atomic(folder / "summary.json", allrows)
+    write_rows_atomic(folder / "summary.csv", allrows, list(allrows[0]))
     plot(a.env, folder, a.algo, list(variants), a.seeds)
 
 

@@ -207,18 +207,15 @@ def sb3_job(agent: str, task: str, seed: int, steps: int, folder: Path) -> None:
         "final_eval": rows[-1],
         "hyperparameters": hp,
     }
-    tmp = folder / "done.json.tmp"
-    tmp.write_text(json.dumps(done))
-    os.replace(tmp, folder / "done.json")
+    from nafrl.runs import write_json_atomic
+
+    write_json_atomic(folder / "done.json", done)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    from nafrl.logger import write_rows_atomic
+
+    write_rows_atomic(path, rows, list(rows[0]))
 
 
 # ----------------------------------------------------------------------------- the suite

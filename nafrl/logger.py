@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,9 @@ class RunLogger:
             rows = read_rows(path)
             fields = EPISODE_FIELDS if name == "episodes.csv" else EVAL_FIELDS
             kept = [r for r in rows if _episode_of(r, path) <= episode]
-            text = io.StringIO(newline="")
-            w: csv.DictWriter[str] = csv.DictWriter(text, fieldnames=fields, restval="")
-            w.writeheader()
-            w.writerows({k: v for k, v in r.items() if k in fields} for r in kept)
-            atomic_write_text(path, text.getvalue())
+            write_rows_atomic(
+                path, [{k: v for k, v in r.items() if k in fields} for r in kept], fields
+            )
 
     def log_episode(self, row: dict[str, Any]) -> None:
         self._append("episodes.csv", EPISODE_FIELDS, row, "train")
@@ -152,6 +150,22 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of a metrics CSV as dicts of strings."""
     with Path(path).open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def write_rows_atomic(
+    path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] | None = None
+) -> None:
+    """Write ``rows`` as a CSV with a header atomically (:func:`atomic_write_text`). The
+    columns are ``fields``, or else the sorted union of the rows' keys; a missing value is
+    an empty cell."""
+    rows = list(rows)
+    if fields is None:
+        fields = sorted({k for r in rows for k in r})
+    text = io.StringIO(newline="")
+    w: csv.DictWriter[str] = csv.DictWriter(text, fieldnames=list(fields), restval="")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

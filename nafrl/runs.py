@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from nafrl.config import ALGOS, Config, ConfigError, validate_for_algo, with_added_fields
 from nafrl.errors import NafrlError
+from nafrl.logger import atomic_write_text
 from nafrl.runtime import machine_info
 
 if TYPE_CHECKING:
@@ -228,18 +228,9 @@ def read_run_record(path: Path) -> RunSpec:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename it over
-    ``path``: a reader (or a crash) sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON atomically (:func:`nafrl.logger.atomic_write_text`): a reader
+    (or a crash) sees the old file or the new one, never half of one."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def is_done(folder: str | os.PathLike) -> bool:

@@ -242,6 +242,31 @@ def test_3_truncate_rewrites_logs_atomically(tmp_path, monkeypatch):
     assert len(path.read_text().splitlines()) == 11
 
 
+
+def test_3_json_and_csv_writers_are_atomic_and_csv_takes_the_union_of_keys(
+    tmp_path, monkeypatch
+):
+    from nafrl.logger import write_rows_atomic
+    from nafrl.runs import write_json_atomic
+
+    write_rows_atomic(tmp_path / "a.csv", [{"b": 1, "a": 2}, {"c": 3}])
+    assert (tmp_path / "a.csv").read_text().splitlines() == ["a,b,c", "2,1,", ",,3"]
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    for write in (
+        lambda: write_json_atomic(tmp_path / "a.json", {"x": 2}),
+        lambda: write_rows_atomic(tmp_path / "a.csv", [{"a": 9}]),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            write()
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    assert (tmp_path / "a.csv").read_text().splitlines()[1] == "2,1,"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json"]
+
 # ------------------------------------------------------------------ 4: save() targets
 def test_4_save_refuses_special_files_and_follows_symlinks(tmp_path):
     m = nafrl.NAF("Pendulum-v1", seed=0, **TINY)

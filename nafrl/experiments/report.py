@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from nafrl.errors import NafrlError
 from nafrl.experiments import stats
 from nafrl.experiments.metrics import best_and_episodes, episodes_to_reach
 from nafrl.experiments.paper import TABLE1, TABLE2, domain_of
+from nafrl.logger import atomic_write_text
 
 RunState = Literal["done", "partial", "failed", "pending"]
 STATES: tuple[RunState, ...] = ("done", "partial", "failed", "pending")
@@ -818,12 +818,6 @@ def _plot_speedup(path: Path, tables: list[dict[str, Any]], paper_band: bool) ->
     plt.close(fig)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def build_report(
     sweep_dir: str | Path,
     *,
@@ -1367,7 +1361,7 @@ def write_report(
             old.unlink()
     rep["figures"] = figures
     rep["curves"] = curves
-    _atomic_write(sweep_dir / "report.json", json.dumps(_clean(rep), indent=1) + "\n")
+    atomic_write_text(sweep_dir / "report.json", json.dumps(_clean(rep), indent=1) + "\n")
     md = sweep_dir / "report.md"
-    _atomic_write(md, _markdown(rep))
+    atomic_write_text(md, _markdown(rep))
     return md
