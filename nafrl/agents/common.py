@@ -37,6 +37,20 @@ def make_optimizer(learning_rate: float, grad_clip_norm: float) -> optax.Gradien
     return adam
 
 
+def gradient_step(
+    optimizer: optax.GradientTransformation,
+    variables: dict[str, Any],
+    grads: Any,
+    opt_state: Any,
+    collections: dict[str, Any],
+) -> tuple[dict[str, Any], Any]:
+    """One optimiser step on ``variables["params"]``; the other collections (batch-norm
+    statistics) take the values the loss's forward pass returned (:func:`apply_train`)."""
+    step, opt_state = optimizer.update(grads, opt_state, variables["params"])
+    params = optax.apply_updates(variables["params"], step)
+    return {**variables, **collections, "params": params}, opt_state
+
+
 def soft_update(target: Any, online: Any, tau: float) -> Any:
     """theta' <- tau theta + (1 - tau) theta' (Algorithm 1, last line)."""
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)

@@ -20,13 +20,13 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from nafrl.agents.common import (
     Agent,
     apply_in_update,
     apply_train,
     clip_target,
+    gradient_step,
     initial_reward_range,
     make_optimizer,
     soft_update,
@@ -87,14 +87,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
             state.params["params"]
         )
-        c_step, critic_opt_state = critic_opt.update(
-            c_grads, state.opt_state, state.params["params"]
+        critic_vars, critic_opt_state = gradient_step(
+            critic_opt, state.params, c_grads, state.opt_state, c_upd
         )
-        critic_vars = {
-            **state.params,
-            **c_upd,
-            "params": optax.apply_updates(state.params["params"], c_step),
-        }
 
         # Actor: maximise Q(x, pi(x)) through the updated critic.
         def actor_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
@@ -105,14 +100,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         (pi_loss, (a_upd, u_pi)), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             state.actor_params["params"]
         )
-        a_step, actor_opt_state = actor_opt.update(
-            a_grads, state.actor_opt_state, state.actor_params["params"]
+        actor_vars, actor_opt_state = gradient_step(
+            actor_opt, state.actor_params, a_grads, state.actor_opt_state, a_upd
         )
-        actor_vars = {
-            **state.actor_params,
-            **a_upd,
-            "params": optax.apply_updates(state.actor_params["params"], a_step),
-        }
 
         new_state = state._replace(
             params=critic_vars,

@@ -27,13 +27,13 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from nafrl.agents.common import (
     Agent,
     apply_in_update,
     apply_train,
     clip_target,
+    gradient_step,
     initial_reward_range,
     make_optimizer,
     soft_update,
@@ -137,12 +137,9 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         (loss, (bn_updates, out, td)), grads = jax.value_and_grad(loss_of, has_aux=True)(
             state.params["params"]
         )
-        upd, opt_state = optimizer.update(grads, state.opt_state, state.params["params"])
-        params = {
-            **state.params,
-            **bn_updates,
-            "params": optax.apply_updates(state.params["params"], upd),
-        }
+        params, opt_state = gradient_step(
+            optimizer, state.params, grads, state.opt_state, bn_updates
+        )
         new_state = state._replace(
             params=params,
             target_params=soft_update(state.target_params, params, config.tau),
