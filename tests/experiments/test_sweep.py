@@ -1,6 +1,7 @@
 """Sweeps end to end with real components: 2 workers, kill -9 and rerun, Ray against local,
 and every bad spec rejected before anything starts."""
 
+import contextlib
 import csv
 import json
 import os
@@ -99,22 +100,36 @@ def test_sweep_killed_with_sigkill_then_rerun_matches_uninterrupted(full_sweep, 
     p = subprocess.Popen(
         [sys.executable, "-m", "nafrl.cli", "sweep", "run", str(spec_file), "--out", str(out),
          "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    # Kill the sweep process (not its workers: they must die with it) once one run is
-    # finished and another is part-way (checkpointed, not done).
-    deadline = time.time() + 240
-    done, partial = [], []
-    while time.time() < deadline and p.poll() is None:
+
+    def states() -> tuple[list[Path], list[Path]]:
         runs = list((out / "runs").glob("*")) if (out / "runs").exists() else []
         done = [d for d in runs if (d / "done.json").exists()]
-        partial = [d for d in runs if (d / "checkpoint.npz").exists() and d not in done]
-        if done and partial:
-            break
-        time.sleep(0.05)
-    assert p.poll() is None, "the sweep finished before it could be killed"
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+        return done, [d for d in runs if (d / "checkpoint.npz").exists() and d not in done]
+
+    # Kill the sweep process (not its workers: they must die with it) once one run is
+    # finished and another is part-way (checkpointed, not done). The group is stopped
+    # first and the states read again, so a part-way run cannot finish between the look
+    # and the kill (it did on a loaded machine); the workers die stopped (PDEATHSIG is
+    # SIGKILL).
+    deadline = time.time() + 240
+    done, partial = [], []
+    try:
+        while time.time() < deadline and p.poll() is None:
+            if all(states()):
+                os.killpg(p.pid, signal.SIGSTOP)
+                done, partial = states()
+                if done and partial:
+                    break
+                os.killpg(p.pid, signal.SIGCONT)
+            time.sleep(0.05)
+        assert p.poll() is None, "the sweep finished before it could be killed"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
     marks = {d.name: (d / "done.json").stat().st_mtime_ns for d in done}
     assert 1 <= len(marks) < 4
 
