@@ -197,6 +197,7 @@ def sweep(
                 f"sweep {out}: {summary.done}/{summary.total} runs done, "
                 f"{len(summary.failed)} failed, {summary.interrupted} interrupted"
                 + (later if summary.deferred else "")
+                + (f", {summary.left_out} left out by --only" if summary.left_out else "")
             )
             for rid, err in summary.failed.items():
                 print(f"  failed {rid}: {err}", file=sys.stderr)

@@ -120,6 +120,7 @@ class SweepSummary:
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: int = 0
     deferred: int = 0  # runs not started: none of them fitted before the deadline
+    left_out: int = 0  # unfinished runs that --only did not select (neither done nor run)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_time: float = 0.0
 
@@ -312,7 +313,8 @@ def run_sweep(
         "more, sweep.step_cost)",
         flush=True,
     )
-    summary = SweepSummary(out, len(runs), len(runs) - len(todo))
+    finished = sum((folders[r.id] / "done.json").is_file() for r in runs)
+    summary = SweepSummary(out, len(runs), finished, left_out=len(runs) - finished - len(todo))
     if not todo:
         return summary
     t0 = time.perf_counter()

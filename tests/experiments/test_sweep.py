@@ -417,8 +417,11 @@ def test_a_sweep_with_only_runs_just_those_and_a_later_call_runs_the_rest(spec_f
     summary = run_sweep(spec_file, out, workers=1, only=["naf-*-s1-*"], display=False)
     done = sorted(p.parent.name.rsplit("-", 1)[0] for p in out.glob("runs/*/done.json"))
     assert done == ["naf-pendulum-v1-s1"] and not summary.failed
+    # The runs --only passed over are neither done nor failed: they are counted apart.
+    assert (summary.done, summary.left_out) == (1, summary.total - 1)
     summary = run_sweep(spec_file, out, workers=1, only=["ddpg-*-s0-*"], display=False)
     assert len(list(out.glob("runs/*/done.json"))) == 2 and not summary.failed
+    assert (summary.done, summary.left_out) == (2, summary.total - 2)
 
 
 def test_parse_deadline_takes_a_time_of_day_or_a_duration():
