@@ -242,10 +242,7 @@ def test_3_truncate_rewrites_logs_atomically(tmp_path, monkeypatch):
     assert len(path.read_text().splitlines()) == 11
 
 
-
-def test_3_json_and_csv_writers_are_atomic_and_csv_takes_the_union_of_keys(
-    tmp_path, monkeypatch
-):
+def test_3_json_and_csv_writers_are_atomic_and_csv_takes_the_union_of_keys(tmp_path, monkeypatch):
     from nafrl.logger import write_rows_atomic
     from nafrl.runs import write_json_atomic
 
@@ -266,6 +263,7 @@ def test_3_json_and_csv_writers_are_atomic_and_csv_takes_the_union_of_keys(
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
     assert (tmp_path / "a.csv").read_text().splitlines()[1] == "2,1,"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json"]
+
 
 # ------------------------------------------------------------------ 4: save() targets
 def test_4_save_refuses_special_files_and_follows_symlinks(tmp_path):
