@@ -26,6 +26,7 @@ test: $(BIN)/nafrl $(VENV)/.ray-extra
 
 lint: $(BIN)/nafrl
 	$(BIN)/ruff check nafrl tests bench
+	$(BIN)/ruff format --check nafrl tests bench
 	$(BIN)/pyright  # type-checks nafrl/ ([tool.pyright] in pyproject.toml)
 
 bench: $(BIN)/nafrl
