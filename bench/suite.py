@@ -673,8 +673,8 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
 
             def cell(x: list[float]) -> str:
                 # whole numbers for returns in the hundreds, two decimals for Reacher's -4s
-                d = 0 if max(abs(v) for v in x if v == v) >= 100 else 2
-                if x[1] != x[1]:  # one seed: no interval to show
+                d = 0 if max(abs(v) for v in x if not np.isnan(v)) >= 100 else 2
+                if np.isnan(x[1]):  # one seed: no interval to show
                     return f"{x[0]:.{d}f} (one seed)"
                 return f"{x[0]:.{d}f} [{x[1]:.{d}f}, {x[2]:.{d}f}]"
 

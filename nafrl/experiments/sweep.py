@@ -296,16 +296,15 @@ def run_sweep(
 
     folders = {r.id: out / "runs" / r.id for r in runs}
     todo = [r for r in runs if not (folders[r.id] / "done.json").is_file()]
-    left_out = ""
+    finished = len(runs) - len(todo)
     if only:
-        unfinished = len(todo)
         todo = _select(todo, only)
-        left_out = f", {unfinished - len(todo)} left out by --only"
+    left_out = len(runs) - finished - len(todo)  # unfinished runs --only passed over
     workers = workers or os.cpu_count() or 1
     est = estimate(runs, todo, folders, min(workers, max(1, len(todo))))
     print(
         f"sweep {name}: {len(runs)} runs ({len(runs) - len(todo)} done or left out, "
-        f"{len(todo)} to run{left_out}), "
+        f"{len(todo)} to run{f', {left_out} left out by --only' if only else ''}), "
         f"{est['total_steps']:,} env steps ({est['remaining_steps']:,} to go); estimated "
         f"{_hms(est['seconds'])} with {min(workers, max(1, len(todo)))} "
         f"{'Ray' if backend == 'ray' else 'local'} worker(s) at {est['rate']:.0f} model-free "
@@ -313,8 +312,7 @@ def run_sweep(
         "more, sweep.step_cost)",
         flush=True,
     )
-    finished = sum((folders[r.id] / "done.json").is_file() for r in runs)
-    summary = SweepSummary(out, len(runs), finished, left_out=len(runs) - finished - len(todo))
+    summary = SweepSummary(out, len(runs), finished, left_out=left_out)
     if not todo:
         return summary
     t0 = time.perf_counter()
