@@ -1,0 +1,92 @@
+"""Does the HalfCheetah-v5 policy run on its back? (issue 13, NAF's plateau on HalfCheetah-v5)
+
+HalfCheetah has a well-known local optimum: the cheetah flips onto its back and pushes
+itself along, which earns about 1000-1500 per episode; running upright earns several times
+more. The torso's pitch is observation 1 (``rooty``, radians; qpos[2], with qpos[0] left
+out): near 0 upright, near +-pi on the back.
+
+Trains one agent with the defaults plus ``--variant`` overrides (as bench/reliability.py)
+and every ``--every`` training episodes runs one deterministic test episode from a fixed
+start (its own env, no training randomness: training is not disturbed), logging its return,
+the mean pitch and the fraction of steps with |pitch| > pi/2 (on the back).
+
+    python bench/flip.py --algo naf --steps 20000 --seeds 0 1 3 \
+        --out bench/results/reliability/flip/HalfCheetah-v5
+    python bench/flip.py --algo naf --steps 25000 --seeds 0 1 3 \
+        --variant warmup=uniform,learning_starts=10000 --out ...
+
+Writes ``<out>/<algo>/<variant>/seed<k>.csv`` and prints one line per test.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from reliability import parse_variant  # bench/ is on the path when run as a script
+
+import nafrl
+from nafrl.logger import write_rows_atomic
+
+PITCH = 1  # index of rooty in HalfCheetah-v5's observation
+
+
+def pose_test(model: Any, env: gym.Env, seed: int = 123) -> dict[str, float]:
+    """One deterministic episode: its return, mean pitch and fraction of steps on the back."""
+    obs, _ = env.reset(seed=seed)
+    ret, pitch, done = 0.0, [], False
+    while not done:
+        obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
+        ret += float(r)
+        pitch.append(float(obs[PITCH]))
+        done = term or trunc
+    p = np.asarray(pitch)
+    return {
+        "test_return": ret,
+        "pitch_mean": float(p.mean()),
+        "on_back": float(np.mean(np.abs(p) > np.pi / 2)),
+    }
+
+
+def run(algo: str, seed: int, steps: int, every: int, variant: str, out: Path) -> None:
+    name, overrides = parse_variant(variant) if variant else ("default", {})
+    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
+    model = cls("HalfCheetah-v5", seed=seed, checkpoint_interval=0, **overrides)
+    env = gym.make("HalfCheetah-v5")
+    rows: list[dict[str, Any]] = []
+
+    def callback(m: Any) -> None:
+        if m.num_episodes % every:
+            return
+        row = {"algo": algo, "variant": name, "seed": seed, "total_steps": m.num_timesteps}
+        row |= pose_test(m, env)
+        rows.append(row)
+        print(
+            f"{algo} {name} seed {seed} {m.num_timesteps:6d} return {row['test_return']:7.0f}"
+            f" pitch {row['pitch_mean']:+.2f} on back {row['on_back']:.2f}",
+            flush=True,
+        )
+
+    model.learn(steps, callback=callback)
+    (out / algo / name).mkdir(parents=True, exist_ok=True)
+    write_rows_atomic(out / algo / name / f"seed{seed}.csv", rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--algo", default="naf", choices=["naf", "ddpg"])
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--every", type=int, default=5, help="training episodes between tests")
+    ap.add_argument("--variant", default="", help="field=value[,field=value...]")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    for s in a.seeds:
+        run(a.algo, s, a.steps, a.every, a.variant, a.out)
+
+
+if __name__ == "__main__":
+    main()
