@@ -15,7 +15,11 @@ the mean pitch and the fraction of steps with |pitch| > pi/2 (on the back).
     python bench/flip.py --algo naf --steps 25000 --seeds 0 1 3 \
         --variant warmup=uniform,learning_starts=10000 --out ...
 
-Writes ``<out>/<algo>/<variant>/seed<k>.csv`` and prints one line per test.
+Writes ``<out>/<algo>/<variant>/seed<k>.csv`` and prints one line per test. With
+``--warmup-data`` it only describes the first ``learning_starts`` transitions (on the back?
+how much of the action box?) and writes nothing:
+
+    python bench/flip.py --warmup-data --seeds 0 1 3 [--variant warmup=uniform]
 """
 
 from __future__ import annotations
@@ -75,6 +79,22 @@ def run(algo: str, seed: int, steps: int, every: int, variant: str, out: Path) -
     write_rows_atomic(out / algo / name / f"seed{seed}.csv", rows)
 
 
+def warmup_data(algo: str, seed: int, variant: str) -> dict[str, float]:
+    """The first ``learning_starts`` transitions (no update yet): the fraction of steps on the
+    back and how much of the action box they cover (mean |a| in normalised units; 0.5 for
+    uniform actions)."""
+    _, overrides = parse_variant(variant) if variant else ("default", {})
+    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
+    model = cls("HalfCheetah-v5", seed=seed, checkpoint_interval=0, **overrides)
+    n = model.config.learning_starts
+    model.learn(n)
+    data = model.buffer.gather(np.arange(n), ("obs", "action"))
+    return {
+        "on_back": float(np.mean(np.abs(data["obs"][:, PITCH]) > np.pi / 2)),
+        "mean_abs_action": float(np.mean(np.abs(data["action"]))),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--algo", default="naf", choices=["naf", "ddpg"])
@@ -82,8 +102,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--every", type=int, default=5, help="training episodes between tests")
     ap.add_argument("--variant", default="", help="field=value[,field=value...]")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--warmup-data", action="store_true", help="only describe the warm-up transitions"
+    )
     a = ap.parse_args(argv)
+    if a.warmup_data:
+        for s in a.seeds:
+            stats = warmup_data(a.algo, s, a.variant)
+            print(
+                f"{a.algo} {a.variant or 'default'} seed {s} warm-up data: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in stats.items())
+            )
+        return
+    if a.out is None:
+        ap.error("--out is required unless --warmup-data")
     for s in a.seeds:
         run(a.algo, s, a.steps, a.every, a.variant, a.out)
 
