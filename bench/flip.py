@@ -32,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 from reliability import parse_variant  # bench/ is on the path when run as a script
 
-import nafrl
+from nafrl.api import agent_class
 from nafrl.logger import write_rows_atomic
 
 PITCH = 1  # index of rooty in HalfCheetah-v5's observation
@@ -55,10 +55,15 @@ def pose_test(model: Any, env: gym.Env, seed: int = 123) -> dict[str, float]:
     }
 
 
+def make_model(algo: str, seed: int, variant: str) -> tuple[str, Any]:
+    """(variant name, a fresh agent on HalfCheetah-v5 with the defaults plus ``variant``)."""
+    name, overrides = parse_variant(variant)
+    model = agent_class(algo)("HalfCheetah-v5", seed=seed, checkpoint_interval=0, **overrides)
+    return name, model
+
+
 def run(algo: str, seed: int, steps: int, every: int, variant: str, out: Path) -> None:
-    name, overrides = parse_variant(variant) if variant else ("default", {})
-    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
-    model = cls("HalfCheetah-v5", seed=seed, checkpoint_interval=0, **overrides)
+    name, model = make_model(algo, seed, variant)
     env = gym.make("HalfCheetah-v5")
     rows: list[dict[str, Any]] = []
 
@@ -83,9 +88,7 @@ def warmup_data(algo: str, seed: int, variant: str) -> dict[str, float]:
     """The first ``learning_starts`` transitions (no update yet): the fraction of steps on the
     back and how much of the action box they cover (mean |a| in normalised units; 0.5 for
     uniform actions)."""
-    _, overrides = parse_variant(variant) if variant else ("default", {})
-    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
-    model = cls("HalfCheetah-v5", seed=seed, checkpoint_interval=0, **overrides)
+    _, model = make_model(algo, seed, variant)
     n = model.config.learning_starts
     model.learn(n)
     data = model.buffer.gather(np.arange(n), ("obs", "action"))
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--every", type=int, default=5, help="training episodes between tests")
-    ap.add_argument("--variant", default="", help="field=value[,field=value...]")
+    ap.add_argument("--variant", default="default", help="field=value[,field=value...]")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--warmup-data", action="store_true", help="only describe the warm-up transitions"
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in a.seeds:
             stats = warmup_data(a.algo, s, a.variant)
             print(
-                f"{a.algo} {a.variant or 'default'} seed {s} warm-up data: "
+                f"{a.algo} {a.variant} seed {s} warm-up data: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in stats.items())
             )
         return

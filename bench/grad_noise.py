@@ -36,10 +36,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import nafrl
 from nafrl.agents import naf as naf_agent
 from nafrl.agents.common import apply_in_update, apply_train
 from nafrl.agents.obs_norm import normalize
+from nafrl.api import OffPolicyAgent, agent_class
 from nafrl.config import for_algo
 from nafrl.logger import write_rows_atomic
 from nafrl.networks import Actor, Critic
@@ -76,7 +76,7 @@ def noise_scale(g: np.ndarray, m: int) -> tuple[float, float, float]:
     return B, math.sqrt(max(G2, 0.0)), float(np.mean(cos))
 
 
-def gradient_fn(model: nafrl.NAF | nafrl.DDPG) -> Any:
+def gradient_fn(model: OffPolicyAgent) -> Any:
     """Jitted (state, Batch with a leading K axis) -> {group: K x dim gradients}."""
     config = model.config
     if model.algo == "naf":
@@ -134,7 +134,7 @@ def gradient_fn(model: nafrl.NAF | nafrl.DDPG) -> Any:
 
 def measure(algo: str, env: str, seed: int, steps: int, every: int, K: int) -> list[dict[str, Any]]:
     """Train ``algo`` with its defaults; every ``every`` episodes, measure its gradient noise."""
-    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
+    cls = agent_class(algo)
     model = cls(env, seed=seed, checkpoint_interval=0)
     grads_of = gradient_fn(model)
     rng = np.random.default_rng([seed, 7])  # its own generator: training is not disturbed
