@@ -36,8 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nafrl.agents import ddpg as ddpg_agent
 from nafrl.agents import naf as naf_agent
-from nafrl.agents.common import apply_in_update, apply_train
+from nafrl.agents.common import widen_reward_range
 from nafrl.agents.obs_norm import normalize
 from nafrl.api import OffPolicyAgent, agent_class
 from nafrl.config import for_algo
@@ -104,21 +105,19 @@ def gradient_fn(model: OffPolicyAgent) -> Any:
         critic = Critic(hidden, cfg.batch_norm, bool(cfg.layer_norm))
 
         def one(state: Any, b: Batch) -> dict[str, jax.Array]:
-            u_next = apply_in_update(actor, state.target_actor_params, b.next_obs)
-            q_next = apply_in_update(critic, state.target_params, b.next_obs, u_next)
-            y = jax.lax.stop_gradient(b.reward + cfg.gamma * (1.0 - b.terminated) * q_next)
-
-            def critic_loss(p: Any) -> jax.Array:
-                q, _ = apply_train(critic, {**state.params, "params": p}, b.obs, b.action)
-                return jnp.mean((y - q) ** 2)
-
-            def actor_loss(p: Any) -> jax.Array:
-                u, _ = apply_train(actor, {**state.actor_params, "params": p}, b.obs)
-                return -jnp.mean(apply_in_update(critic, state.params, b.obs, u))
-
+            # The same losses as ddpg.update, before its critic step.
+            y = ddpg_agent.critic_target(
+                actor, critic, state, b, cfg.gamma, widen_reward_range(state.reward_range, b.reward)
+            )
+            g_critic = jax.grad(lambda p: ddpg_agent.critic_loss(critic, p, state.params, b, y)[0])
+            g_actor = jax.grad(
+                lambda p: ddpg_agent.actor_loss(
+                    actor, critic, p, state.actor_params, state.params, b.obs
+                )[0]
+            )
             return {
-                "actor": _flat(jax.grad(actor_loss)(state.actor_params["params"])),
-                "critic": _flat(jax.grad(critic_loss)(state.params["params"])),
+                "actor": _flat(g_actor(state.actor_params["params"])),
+                "critic": _flat(g_critic(state.params["params"])),
             }
 
     def all_batches(state: Any, batches: Batch) -> dict[str, jax.Array]:

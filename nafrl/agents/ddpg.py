@@ -73,32 +73,17 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         return cast(jax.Array, actor.apply(state.actor_params, obs, train=False)), None
 
     def update(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        # Critic: y = r + gamma (1 - terminated) Q'(x', pi'(x')).
-        u_next = apply_in_update(actor, state.target_actor_params, batch.next_obs)
-        q_next = apply_in_update(critic, state.target_params, batch.next_obs, u_next)
-        y = batch.reward + config.gamma * (1.0 - batch.terminated) * q_next
         reward_range = widen_reward_range(state.reward_range, batch.reward)
-        y = clip_target(y, reward_range, config.gamma)
-
-        def critic_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
-            q, upd = apply_train(critic, {**state.params, "params": p}, batch.obs, batch.action)
-            return jnp.mean((y - q) ** 2), (upd, q)
-
-        (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state.params["params"]
+        y = critic_target(actor, critic, state, batch, config.gamma, reward_range)
+        (q_loss, (c_upd, q)), c_grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
+            critic, state.params["params"], state.params, batch, y
         )
         critic_vars, critic_opt_state = gradient_step(
             critic_opt, state.params, c_grads, state.opt_state, c_upd
         )
-
-        # Actor: maximise Q(x, pi(x)) through the updated critic.
-        def actor_loss(p: Any) -> tuple[jax.Array, tuple[dict, jax.Array]]:
-            u, upd = apply_train(actor, {**state.actor_params, "params": p}, batch.obs)
-            q_pi = cast(jax.Array, apply_in_update(critic, critic_vars, batch.obs, u))
-            return -jnp.mean(q_pi), (upd, u)
-
-        (pi_loss, (a_upd, u_pi)), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor_params["params"]
+        # The actor follows the updated critic.
+        (pi_loss, (a_upd, u_pi)), a_grads = jax.value_and_grad(actor_loss, argnums=2, has_aux=True)(
+            actor, critic, state.actor_params["params"], state.actor_params, critic_vars, batch.obs
         )
         actor_vars, actor_opt_state = gradient_step(
             actor_opt, state.actor_params, a_grads, state.actor_opt_state, a_upd
@@ -124,3 +109,38 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
         return new_state, metrics
 
     return Agent(init, policy, update)
+
+
+def critic_target(
+    actor: Actor,
+    critic: Critic,
+    state: TrainState,
+    batch: Batch,
+    gamma: float,
+    reward_range: jax.Array | None = None,
+) -> jax.Array:
+    """The critic's TD target y = r + gamma (1 - terminated) Q'(x', pi'(x')) from the target
+    networks, clipped to the returns ``reward_range`` allows (``Config.clip_target``)."""
+    u_next = apply_in_update(actor, state.target_actor_params, batch.next_obs)
+    q_next = apply_in_update(critic, state.target_params, batch.next_obs, u_next)
+    y = batch.reward + gamma * (1.0 - batch.terminated) * q_next
+    return jax.lax.stop_gradient(clip_target(y, reward_range, gamma))
+
+
+def critic_loss(
+    critic: Critic, params: Any, variables: dict, batch: Batch, y: jax.Array
+) -> tuple[jax.Array, tuple[dict, jax.Array]]:
+    """Mean squared TD error of Q(x, u) with weights ``params`` (the rest of the critic's
+    ``variables``, batch-norm statistics, held fixed); aux: (statistics updates, Q)."""
+    q, upd = apply_train(critic, {**variables, "params": params}, batch.obs, batch.action)
+    return jnp.mean((y - q) ** 2), (upd, q)
+
+
+def actor_loss(
+    actor: Actor, critic: Critic, params: Any, variables: dict, critic_vars: dict, obs: jax.Array
+) -> tuple[jax.Array, tuple[dict, jax.Array]]:
+    """-mean Q(x, pi(x)) through the critic ``critic_vars``, for the actor's weights
+    ``params``; aux: (statistics updates, pi(x))."""
+    u, upd = apply_train(actor, {**variables, "params": params}, obs)
+    q_pi = cast(jax.Array, apply_in_update(critic, critic_vars, obs, u))
+    return -jnp.mean(q_pi), (upd, u)
