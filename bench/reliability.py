@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import nafrl
+from nafrl.api import agent_class
 from nafrl.env_utils import make_env
 from nafrl.logger import write_rows_atomic
 from nafrl.runs import write_json_atomic
@@ -82,10 +82,10 @@ def run_one(
     scale = float(overrides.pop("reward_scale", 1.0))
     env: Any = env_id
     if scale != 1.0:
-        env = gym.wrappers.TransformReward(gym.make(env_id), lambda r: scale * r)
-    cls = nafrl.NAF if algo == "naf" else nafrl.DDPG
+        env = gym.wrappers.TransformReward(gym.make(env_id), lambda r: scale * float(r))
+    cls = agent_class(algo)
     # Evaluations use their own env and no training randomness: they never change training.
-    kw = dict(eval_interval=evals[0], eval_episodes=evals[1], checkpoint_interval=0)
+    kw: dict[str, Any] = dict(eval_interval=evals[0], eval_episodes=evals[1], checkpoint_interval=0)
     kw.update(overrides)
     m = cls(env, seed=seed, **kw)
     m._eval_env = make_env(env_id)  # test returns on the unscaled task
@@ -195,7 +195,7 @@ def plot(env_id: str, folder: Path, algo: str, variants: list[str], seeds: list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--env", default="Pendulum-v1")
     ap.add_argument("--algo", default="naf", choices=("naf", "ddpg"))
     ap.add_argument("--steps", type=int, default=12_000)
