@@ -101,10 +101,12 @@ class Config:
     """Capacity of the replay buffer R (a ring: the oldest transitions are overwritten)."""
     learning_starts: int = 1_000
     """Environment steps before the first update."""
-    warmup: WarmupKind = "policy"
+    warmup: WarmupKind | None = None
     """Actions of the first ``learning_starts`` env steps: 'policy' (mu(x) + noise, as the
     paper) or 'uniform' (uniform random in the action box, as SB3 and CleanRL's DDPG, TD3
-    and SAC fill their buffers). Guided (iLQG) episodes always follow their controller."""
+    and SAC fill their buffers). None: the algorithm's default (:data:`ALGO_DEFAULTS`:
+    'uniform' for NAF, whose HalfCheetah-v5 policy otherwise flips onto its back, issue 13;
+    'policy' for DDPG). Guided (iLQG) episodes always follow their controller."""
 
     # --- exploration (section 6, appendix 8.2) ---
     exploration: ExplorationKind = "ou"
@@ -201,7 +203,10 @@ class Config:
         _int_at_least("buffer_size", self.buffer_size, 1)
         _int_at_least("learning_starts", self.learning_starts, 0)
         _check(
-            self.warmup in WARMUP_KINDS, "warmup", self.warmup, f"one of {', '.join(WARMUP_KINDS)}"
+            self.warmup is None or self.warmup in WARMUP_KINDS,
+            "warmup",
+            self.warmup,
+            f"None or one of {', '.join(WARMUP_KINDS)}",
         )
         _check(
             self.exploration in EXPLORATION_KINDS,
@@ -432,8 +437,8 @@ _FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"actor_learning_rate": (None,)}
 #: 3.4-5.6k steps, 2 of 5 steady at the end; without: 3 of 3 by 2.8-9.8k, none steady),
 #: not on the suite's other tasks (bench/results/reliability/README.md).
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "naf": {"obs_norm": True, "layer_norm": True},
-    "ddpg": {"obs_norm": False, "layer_norm": False},
+    "naf": {"obs_norm": True, "layer_norm": True, "warmup": "uniform"},
+    "ddpg": {"obs_norm": False, "layer_norm": False, "warmup": "policy"},
 }
 
 

@@ -24,7 +24,7 @@ import nafrl
 from nafrl import runtime
 from nafrl.checkpoint import load_checkpoint
 from nafrl.cli import main
-from nafrl.config import ALGO_ONLY, Config, make_config, validate_for_algo
+from nafrl.config import ALGO_ONLY, Config, identity_dict, make_config, validate_for_algo
 from nafrl.envs import TASKS
 from nafrl.errors import (
     CheckpointError,
@@ -346,10 +346,14 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
             with pytest.raises(ConfigError, match=n):
                 validate_for_algo(make_config(**{n: value}), other)
     # Fields left at None take the algorithm's defaults (nafrl.config.ALGO_DEFAULTS).
-    assert Config().obs_norm is None and Config().layer_norm is None
+    assert Config().obs_norm is None and Config().layer_norm is None and Config().warmup is None
     naf_cfg, ddpg_cfg = validate_for_algo(Config(), "naf"), validate_for_algo(Config(), "ddpg")
-    assert naf_cfg == dataclasses.replace(Config(), obs_norm=True, layer_norm=True)
-    assert (ddpg_cfg.obs_norm, ddpg_cfg.layer_norm) == (False, False)
+    assert naf_cfg == dataclasses.replace(
+        Config(), obs_norm=True, layer_norm=True, warmup="uniform"
+    )
+    assert (ddpg_cfg.obs_norm, ddpg_cfg.layer_norm, ddpg_cfg.warmup) == (False, False, "policy")
+    # DDPG's record of warmup is the neutral value: its run ids do not change.
+    assert "warmup" not in identity_dict(ddpg_cfg) and identity_dict(naf_cfg)["warmup"] == "uniform"
     assert validate_for_algo(make_config(obs_norm=True), "ddpg").obs_norm is True
 
 
