@@ -3,8 +3,8 @@ options at their defaults.
 
 InvertedPendulum-v5 returns 1 per step the pole stays up, at most 1000. A random policy
 scores about 5-25. NAF's defaults (issue 13: obs_norm, layer_norm, min_log_diag=-1,
-target_smoothing=0.15) reach 900 on seeds 0-4 within 1.6-3.0k steps and test 1000 at every
-later evaluation to 20k steps (bench/results/reliability/obs-norm/InvertedPendulum-v5-20k);
+target_smoothing=0.15, uniform warm-up) reach 1000 on seeds 0-4 within 1.1-3.6k steps and
+end at 1000 at 20k steps (bench/results/reliability/warmup/InvertedPendulum-v5);
 its test asks the mean of the last three evaluations at 10k steps to reach 900, and the
 seed-robustness test asks seeds 0-2 to reach 900 within 6k. DDPG keeps oscillating on this
 task (evaluations of 1000 alternate with dips, and where they fall changes with float
