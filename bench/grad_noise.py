@@ -41,9 +41,7 @@ from nafrl.agents import naf as naf_agent
 from nafrl.agents.common import widen_reward_range
 from nafrl.agents.obs_norm import normalize
 from nafrl.api import OffPolicyAgent, agent_class
-from nafrl.config import for_algo
 from nafrl.logger import write_rows_atomic
-from nafrl.networks import Actor, Critic
 from nafrl.types import Batch
 
 #: NAF's stacked heads, in StackedMLP's order: index into the leading axis, output layer.
@@ -99,16 +97,12 @@ def gradient_fn(model: OffPolicyAgent) -> Any:
             return {h: naf_head(grads, h) for h in NAF_HEADS}
 
     else:
-        cfg = for_algo(config, "ddpg")
-        hidden = tuple(cfg.hidden_sizes)
-        actor = Actor(model.act_dim, hidden, cfg.batch_norm, bool(cfg.layer_norm))
-        critic = Critic(hidden, cfg.batch_norm, bool(cfg.layer_norm))
+        actor, critic = ddpg_agent.make_networks(config, model.act_dim)
 
         def one(state: Any, b: Batch) -> dict[str, jax.Array]:
             # The same losses as ddpg.update, before its critic step.
-            y = ddpg_agent.critic_target(
-                actor, critic, state, b, cfg.gamma, widen_reward_range(state.reward_range, b.reward)
-            )
+            reward_range = widen_reward_range(state.reward_range, b.reward)
+            y = ddpg_agent.critic_target(actor, critic, state, b, config.gamma, reward_range)
             g_critic = jax.grad(lambda p: ddpg_agent.critic_loss(critic, p, state.params, b, y)[0])
             g_actor = jax.grad(
                 lambda p: ddpg_agent.actor_loss(

@@ -432,10 +432,11 @@ _FORMER_DEFAULTS: dict[str, tuple[Any, ...]] = {"actor_learning_rate": (None,)}
 
 
 #: What a field left at None means for each algorithm. NAF's are issue 13's measured
-#: defaults. DDPG, the paper's baseline, keeps the paper's networks: with obs_norm and
-#: layer_norm it was measured on InvertedPendulum-v5 only (5 of 5 seeds reach 1000 by
-#: 3.4-5.6k steps, 2 of 5 steady at the end; without: 3 of 3 by 2.8-9.8k, none steady),
-#: not on the suite's other tasks (bench/results/reliability/README.md).
+#: defaults. DDPG, the paper's baseline, keeps the paper's networks and warm-up: with obs_norm
+#: and layer_norm it was measured on InvertedPendulum-v5 only (5 of 5 seeds reach 1000 by
+#: 3.4-5.6k steps, 2 of 5 steady at the end; without: 3 of 3 by 2.8-9.8k, none steady), and
+#: with the uniform warm-up too (5 of 5 reach 1000, one falls back to 681), not on the
+#: suite's other tasks (bench/results/reliability/README.md).
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "naf": {"obs_norm": True, "layer_norm": True, "warmup": "uniform"},
     "ddpg": {"obs_norm": False, "layer_norm": False, "warmup": "policy"},

@@ -37,12 +37,18 @@ from nafrl.networks import Actor, Critic
 from nafrl.types import Batch, TrainState
 
 
-def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
-    """Build the DDPG agent's pure functions."""
+def make_networks(config: Config, act_dim: int) -> tuple[Actor, Critic]:
+    """DDPG's actor pi(x) and critic Q(x, u) as ``config`` sizes them."""
     config = for_algo(config, "ddpg")  # layer_norm None: DDPG's default
     hidden = tuple(config.hidden_sizes)
     actor = Actor(act_dim, hidden, config.batch_norm, bool(config.layer_norm))
-    critic = Critic(hidden, config.batch_norm, bool(config.layer_norm))
+    return actor, Critic(hidden, config.batch_norm, bool(config.layer_norm))
+
+
+def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
+    """Build the DDPG agent's pure functions."""
+    config = for_algo(config, "ddpg")
+    actor, critic = make_networks(config, act_dim)
     critic_opt = make_optimizer(config.learning_rate, config.grad_clip_norm)
     actor_opt = make_optimizer(
         config.actor_learning_rate or config.learning_rate, config.grad_clip_norm
