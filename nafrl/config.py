@@ -66,6 +66,9 @@ class Config:
     DDPG paper (Lillicrap et al. 2016): with 1e-3 the actor saturated (|pi| > 0.99 on every
     state) within 50 updates on one of three InvertedPendulum-v5 seeds and never recovered
     (bench/results/reliability/README.md)."""
+    mu_learning_rate: float | None = None
+    """NAF only: Adam step size of mu's network (of mu's output columns with a shared trunk).
+    None: learning_rate, as the paper (one network, one optimiser)."""
     batch_size: int = 64
     """Minibatch size m of each update."""
     updates_per_step: int = 5
@@ -183,6 +186,8 @@ class Config:
         _positive("learning_rate", self.learning_rate)
         if self.actor_learning_rate is not None:
             _positive("actor_learning_rate", self.actor_learning_rate)
+        if self.mu_learning_rate is not None:
+            _positive("mu_learning_rate", self.mu_learning_rate)
         _int_at_least("batch_size", self.batch_size, 1)
         _int_at_least("updates_per_step", self.updates_per_step, 1)
         _check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "a number in [0, 1]")
@@ -294,6 +299,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "obs_norm": False,
     "mpc_replan_every": 1,
     "warmup": "policy",
+    "mu_learning_rate": None,
 }
 
 
@@ -420,6 +426,7 @@ ALGO_ONLY: dict[str, tuple[str, ...]] = {
         "mpc_iterations",
         "mpc_replan_every",
         "ilqg_iterations",
+        "mu_learning_rate",
     ),
     "ddpg": ("actor_learning_rate",),
 }

@@ -311,6 +311,7 @@ def test_4_save_cleans_stale_temporaries_and_respects_umask(tmp_path):
         ("gamma", "0.9"),
         ("batch_size", 8.0),
         ("actor_learning_rate", float("inf")),
+        ("mu_learning_rate", -1e-4),
     ],
 )
 def test_9_every_field_is_type_and_finiteness_checked(field, value):
@@ -340,7 +341,7 @@ def test_9_options_of_the_other_algorithm_are_config_errors():
                 value = not default
             elif isinstance(default, int | float):
                 value = 2 * default + 1 if default >= 0 else 2 * default
-            else:  # None (actor_learning_rate)
+            else:  # None (actor_learning_rate, mu_learning_rate)
                 value = 1e-4
             assert value != default, n
             with pytest.raises(ConfigError, match=n):

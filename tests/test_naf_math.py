@@ -1,5 +1,7 @@
 """The NAF head's identities (section 4) and Algorithm 1's loss against a NumPy reference."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -339,3 +341,79 @@ def test_layer_norm_hidden_units_have_zero_mean_unit_variance_and_acting_paths_a
         one = net.apply(params, x[i : i + 1])
         for a, b in zip(one[:3], full[:3], strict=True):
             np.testing.assert_allclose(a[0], b[i], rtol=1e-5, atol=1e-6)
+
+
+def _one_update(cfg: Config, dx: int = 4, du: int = 2):
+    agent = naf.make(cfg, dx, du)
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = _batch(np.random.default_rng(1), 64, dx, du, np.zeros(64))
+    new_state, _ = jax.jit(agent.update)(state, batch)
+    obs = jnp.asarray(np.random.default_rng(2).normal(size=(16, dx)), jnp.float32)
+    net = naf.make_network(cfg, du)
+
+    def outputs(s):  # at the initial batch-norm statistics, so only the parameters differ
+        return net.apply(
+            {**s.params, **{k: v for k, v in state.params.items() if k != "params"}}, obs
+        )
+
+    return outputs(state), outputs(new_state), state, new_state
+
+
+def test_mu_learning_rate_moves_mu_alone() -> None:
+    """With separate networks, mu_learning_rate ~ 0 freezes mu(x) while V and P take exactly
+    the plain update's step; mu_learning_rate = learning_rate is the plain update."""
+    base = Config(hidden_sizes=(32, 32), twin_v=True, layer_norm=True)
+    before, plain, _, plain_state = _one_update(base)
+    _, frozen, _, _ = _one_update(dataclasses.replace(base, mu_learning_rate=1e-12))
+    _, _, _, same_state = _one_update(dataclasses.replace(base, mu_learning_rate=1e-3))
+    assert float(jnp.max(jnp.abs(plain.mu - before.mu))) > 1e-4  # the plain step moves mu
+    np.testing.assert_allclose(frozen.mu, before.mu, atol=1e-7)
+    np.testing.assert_allclose(frozen.V, plain.V, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(frozen.L, plain.L, rtol=1e-6, atol=1e-6)
+    leaves = zip(
+        jax.tree.leaves(same_state.params), jax.tree.leaves(plain_state.params), strict=True
+    )
+    for a, b in leaves:
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mu_learning_rate_with_batch_norm_keeps_the_shared_input_norm_at_the_plain_rate() -> None:
+    """Batch norm: mu's member of every layer steps 1/4 as far; V's and L's members and the
+    input batch norm (shared by all members) step as in the plain update."""
+    base = Config(hidden_sizes=(32, 32), batch_norm=True, layer_norm=False)
+    _, _, s0, plain = _one_update(base)
+    _, _, _, slow = _one_update(dataclasses.replace(base, mu_learning_rate=2.5e-4))
+    start, p_plain, p_slow = (s.params["params"]["StackedMLP_0"] for s in (s0, plain, slow))
+
+    def leaf(p, name):
+        return (
+            p[name]["scale"] if name == "bn1" else p[name]["bias"] if name == "bn_in" else p[name]
+        )
+
+    for name in ("W0", "b1", "bn1", "W_out1", "bn_in"):
+        step_plain = leaf(p_plain, name) - leaf(start, name)
+        step_slow = leaf(p_slow, name) - leaf(start, name)
+        expected = step_plain
+        if name == "W_out1":  # mu's output head (member 1: V is member 0)
+            expected = 0.25 * step_plain
+        elif name != "bn_in":
+            expected = step_plain.at[1].multiply(0.25)
+        assert float(jnp.max(jnp.abs(step_plain))) > 0, name
+        np.testing.assert_allclose(step_slow, expected, rtol=1e-5, atol=2e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("twin_v", [False, True])
+def test_mu_learning_rate_scales_mu_columns_of_a_shared_head(twin_v: bool) -> None:
+    """With a shared trunk, mu's output columns step r times as far; everything else as plain."""
+    base = Config(hidden_sizes=(32, 32), shared_trunk=True, twin_v=twin_v)
+    _, _, s0, plain = _one_update(base)
+    _, _, _, slow = _one_update(dataclasses.replace(base, mu_learning_rate=2.5e-4))
+    nv, du = (2 if twin_v else 1), 2
+    for name in ("W_out0", "b_out0", "W0", "W1"):
+        start = s0.params["params"]["StackedMLP_0"][name]
+        step_plain = plain.params["params"]["StackedMLP_0"][name] - start
+        step_slow = slow.params["params"]["StackedMLP_0"][name] - start
+        expected = step_plain
+        if name.endswith("out0"):
+            expected = expected.at[..., nv : nv + du].multiply(0.25)
+        np.testing.assert_allclose(step_slow, expected, rtol=1e-5, atol=2e-7)

@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from nafrl.agents.common import (
     Agent,
@@ -56,6 +57,36 @@ def make_network(config: Config, act_dim: int) -> NAFNetwork:
         layer_norm=bool(config.layer_norm),
         twin_v=config.twin_v,
     )
+
+
+def mu_rate_scale(config: Config, act_dim: int) -> optax.GradientTransformation:
+    """Scales mu's share of each Adam step by ``mu_learning_rate / learning_rate``.
+
+    Adam's step is elementwise, so this is Adam with step size ``mu_learning_rate`` on mu's
+    parameters. The V, mu and L networks are stacked along a leading member axis
+    (:class:`~nafrl.networks.StackedMLP`, V members first), so mu is member ``nv`` of every
+    hidden layer and output head ``nv``; with a shared trunk only mu's output columns. The
+    input batch norm, shared by all members, keeps ``learning_rate``.
+    """
+    ratio = (config.mu_learning_rate or config.learning_rate) / config.learning_rate
+    nv = 2 if config.twin_v else 1
+
+    def scale(path: tuple[Any, ...], u: jax.Array) -> jax.Array:
+        names = [str(getattr(k, "key", k)) for k in path]
+        name = names[-1]
+        if "bn_in" in names:  # the input batch norm is shared by all members
+            return u
+        if config.shared_trunk:  # one head: outputs (V..., mu, L entries) side by side
+            if name == "W_out0":
+                return u.at[:, nv : nv + act_dim].multiply(ratio)
+            if name == "b_out0":
+                return u.at[nv : nv + act_dim].multiply(ratio)
+            return u
+        if name.startswith(("W_out", "b_out")):
+            return u * ratio if name in (f"W_out{nv}", f"b_out{nv}") else u
+        return u.at[nv].multiply(ratio)  # hidden layers, layer and batch norm: (member, ...)
+
+    return optax.stateless(lambda updates, params: jax.tree_util.tree_map_with_path(scale, updates))
 
 
 def td_loss(
@@ -99,6 +130,8 @@ def make(config: Config, obs_dim: int, act_dim: int) -> Agent:
     """Build the NAF agent's pure functions for the given observation/action sizes."""
     net = make_network(config, act_dim)
     optimizer = make_optimizer(config.learning_rate, config.grad_clip_norm)
+    if config.mu_learning_rate is not None and config.mu_learning_rate != config.learning_rate:
+        optimizer = optax.chain(optimizer, mu_rate_scale(config, act_dim))
 
     def init(key: jax.Array) -> TrainState:
         variables = net.init(key, jnp.zeros((1, obs_dim), jnp.float32))

@@ -92,6 +92,7 @@ PINNED: dict[str, Any] = {
     "min_log_diag": None,
     "twin_v": False,
     "obs_norm": False,
+    "mu_learning_rate": None,
 }
 
 #: Evaluation during training: every 10 episodes, 5 test episodes; 10 at the end.
