@@ -378,9 +378,32 @@ def estimate(
 
     import nafrl.envs  # noqa: F401
 
+    finished = [
+        (r, read_json(folders[r.id] / "done.json"))
+        for r in runs
+        if (folders[r.id] / "done.json").is_file()
+    ]
+    finished = [(r, d) for r, d in finished if d.get("wall_time", 0) > 0]
+    # Episodes end early on tasks with terminal states (a fallen walker): an episode budget
+    # counts the mean episode length of finished runs of the same task (and algorithm, if
+    # any), and the horizon only where none has finished.
+    lengths: dict[tuple[str, ...], list[float]] = {}
+    for r, d in finished:
+        if r.spec.budget_kind == "episodes" and d.get("num_timesteps", 0) > 0:
+            mean = d["num_timesteps"] / r.spec.budget_amount
+            lengths.setdefault((r.spec.env, r.spec.algo), []).append(mean)
+            lengths.setdefault((r.spec.env,), []).append(mean)
+
+    done_steps = {r.id: int(d.get("num_timesteps", 0)) for r, d in finished}
+
     def steps(r: PlannedRun) -> int:
+        if done_steps.get(r.id):
+            return done_steps[r.id]
         if r.spec.budget_kind == "steps":
             return r.spec.budget_amount
+        seen = lengths.get((r.spec.env, r.spec.algo)) or lengths.get((r.spec.env,))
+        if seen:
+            return round(r.spec.budget_amount * sum(seen) / len(seen))
         horizon = gym.spec(r.spec.env).max_episode_steps or 1000
         return r.spec.budget_amount * horizon
 
@@ -397,12 +420,6 @@ def estimate(
         remaining += left
         cost += left * run_cost[r.id]
     rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
-    finished = [
-        (r, read_json(folders[r.id] / "done.json"))
-        for r in runs
-        if (folders[r.id] / "done.json").is_file()
-    ]
-    finished = [(r, d) for r, d in finished if d.get("wall_time", 0) > 0]
     if finished:  # calibrate on this machine, in the same units
         work = sum(d["num_timesteps"] * run_cost[r.id] for r, d in finished)
         rate = work / sum(d["wall_time"] for _, d in finished)

@@ -395,6 +395,33 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     assert est["run_seconds"] == {mb.id: pytest.approx(steps * want / 200.0 + 10.0)}
 
 
+def test_the_estimate_counts_the_episode_length_finished_runs_of_the_task_had(tmp_path):
+    """An episode budget on a task with terminal states: the remaining runs count the mean
+    episode length of the finished runs of that task and algorithm (then of the task), not
+    the horizon, which only a task nothing has finished on falls back to."""
+    from nafrl.experiments.sweep import estimate
+
+    spec = SweepSpec(
+        "w", ["naf", "ddpg"], ["nafrl/Walker2d-v1", "nafrl/Reacher-v1"], [0, 1], {"episodes": 10}
+    )
+    runs = {(r.spec.algo, r.spec.env.split("/")[1], r.spec.seed): r for r in expand(spec)}
+    folders = {r.id: tmp_path / r.id for r in runs.values()}
+    for f in folders.values():
+        f.mkdir()
+    done = {("naf", "Walker2d-v1", 0): 600, ("naf", "Walker2d-v1", 1): 400}  # 60, 40 a step
+    for key, n in done.items():
+        (folders[runs[key].id] / "done.json").write_text(
+            json.dumps({"num_timesteps": n, "wall_time": n / 100})
+        )
+    todo = [runs[("ddpg", "Walker2d-v1", 0)], runs[("naf", "Reacher-v1", 0)]]
+    est = estimate(list(runs.values()), todo, folders, workers=1)
+    # DDPG has no finished walker run: the task's mean, 50 steps an episode; the reacher's
+    # horizon T = 100 where nothing has finished.
+    assert est["remaining_steps"] == 10 * 50 + 10 * 100
+    assert est["rate"] == pytest.approx(100.0)
+    assert est["total_steps"] == 600 + 400 + 2 * 10 * 50 + 4 * 10 * 100
+
+
 def test_only_runs_the_matching_runs_in_the_patterns_order(tmp_path):
     from nafrl.experiments.sweep import _select
 
