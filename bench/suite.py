@@ -765,6 +765,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.cmd == "adopt":
         for d in adopt(a.agent, a.task, a.source, a.variant, a.seeds, a.work, a.legacy):
             print(f"adopted: {d}")
+        # work/ is ignored by git: adopted runs not committed are lost with the machine (the
+        # suite's NAF rows were, once).
+        print(f"keep them: git add -f $(python bench/keep.py {a.work / 'adopted'})")
         return
     if a.cmd == "sb3-job":
         sb3_job(a.agent, a.task, a.seed, a.steps, a.folder)
