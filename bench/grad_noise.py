@@ -42,10 +42,11 @@ from nafrl.agents.common import widen_reward_range
 from nafrl.agents.obs_norm import normalize
 from nafrl.api import OffPolicyAgent, agent_class
 from nafrl.logger import write_rows_atomic
+from nafrl.networks import member_index
 from nafrl.types import Batch
 
-#: NAF's stacked heads, in StackedMLP's order: index into the leading axis, output layer.
-NAF_HEADS = {"V": (0, "0"), "mu": (1, "1"), "L": (2, "2")}
+#: NAF's stacked heads, in StackedMLP's order (the member index).
+NAF_HEADS = {"V": 0, "mu": 1, "L": 2}
 
 
 def _flat(tree: Any) -> jax.Array:
@@ -54,11 +55,9 @@ def _flat(tree: Any) -> jax.Array:
 
 def naf_head(grads: dict[str, Any], head: str) -> jax.Array:
     """The flat gradient of one NAF head out of the stacked network's gradient."""
-    i, out = NAF_HEADS[head]
-    mlp = grads["StackedMLP_0"]
-    parts = [v[i] for k, v in mlp.items() if not k.startswith(("W_out", "b_out"))]
-    parts += [mlp[f"W_out{out}"], mlp[f"b_out{out}"]]
-    return _flat(parts)
+    i = NAF_HEADS[head]
+    leaves = jax.tree_util.tree_leaves_with_path(grads["StackedMLP_0"])
+    return _flat([g[idx] for path, g in leaves if (idx := member_index(path, i)) is not None])
 
 
 def noise_scale(g: np.ndarray, m: int) -> tuple[float, float, float]:

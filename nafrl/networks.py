@@ -94,6 +94,19 @@ class StackedMLP(nn.Module):
         return outs
 
 
+def member_index(path: Sequence[Any], member: int) -> int | slice | None:
+    """Where ``member`` lives in the :class:`StackedMLP` parameter at ``path`` (a pytree key
+    path): ``member`` on the leading axis of a stacked hidden-layer (or layer/batch-norm)
+    parameter, all of its own output head ``W_out{member}``/``b_out{member}``, and None for
+    other members' heads and the input batch norm every member shares."""
+    names = [str(getattr(k, "key", k)) for k in path]
+    if "bn_in" in names:
+        return None
+    if names[-1].startswith(("W_out", "b_out")):
+        return slice(None) if names[-1] in (f"W_out{member}", f"b_out{member}") else None
+    return member
+
+
 def _layer_norm(h: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
     """Normalise each row of ``h`` over its units (Ba et al. 2016), then scale and shift."""
     mean = jnp.mean(h, axis=-1, keepdims=True)

@@ -41,7 +41,7 @@ from nafrl.agents.common import (
     widen_reward_range,
 )
 from nafrl.config import Config, for_algo
-from nafrl.networks import NAFNetwork, NAFOutputs, q_value
+from nafrl.networks import NAFNetwork, NAFOutputs, member_index, q_value
 from nafrl.types import Batch, TrainState
 
 
@@ -72,19 +72,15 @@ def mu_rate_scale(config: Config, act_dim: int) -> optax.GradientTransformation:
     nv = 2 if config.twin_v else 1
 
     def scale(path: tuple[Any, ...], u: jax.Array) -> jax.Array:
-        names = [str(getattr(k, "key", k)) for k in path]
-        name = names[-1]
-        if "bn_in" in names:  # the input batch norm is shared by all members
-            return u
         if config.shared_trunk:  # one head: outputs (V..., mu, L entries) side by side
+            name = str(getattr(path[-1], "key", path[-1]))
             if name == "W_out0":
                 return u.at[:, nv : nv + act_dim].multiply(ratio)
             if name == "b_out0":
                 return u.at[nv : nv + act_dim].multiply(ratio)
             return u
-        if name.startswith(("W_out", "b_out")):
-            return u * ratio if name in (f"W_out{nv}", f"b_out{nv}") else u
-        return u.at[nv].multiply(ratio)  # hidden layers, layer and batch norm: (member, ...)
+        idx = member_index(path, nv)
+        return u if idx is None else u.at[idx].multiply(ratio)
 
     return optax.stateless(lambda updates, params: jax.tree_util.tree_map_with_path(scale, updates))
 
