@@ -163,7 +163,7 @@ def sweep(
     [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
     --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
     resuming partial ones; ``--only PATTERN ...`` runs just the runs whose ids match a shell
-    pattern, in the patterns' order; ``--deadline HH:MM`` (or ``2h30m``) starts only the runs
+    pattern, in the patterns' order (a repeated ``--only`` adds its patterns); ``--deadline HH:MM`` (or ``2h30m``) starts only the runs
     whose estimated time ends before it and leaves the rest for a later call; ``nafrl sweep
     status DIR`` and ``nafrl sweep report DIR`` read it."""
     from nafrl.experiments import report as report_mod
@@ -314,6 +314,31 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _merge_repeated(args: list[str], flag: str) -> list[str]:
+    """``flag a --flag b`` -> ``flag a b``: tyro keeps only the last of a repeated list flag,
+    which silently dropped patterns (``--only A --only B`` ran only B)."""
+    values: list[str] = []
+    rest: list[str] = []
+    first = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == flag or a.startswith(flag + "="):
+            first = len(rest) if first is None else first
+            if "=" in a:
+                values.append(a.split("=", 1)[1])
+            i += 1
+            while i < len(args) and not args[i].startswith("-"):
+                values.append(args[i])
+                i += 1
+            continue
+        rest.append(a)
+        i += 1
+    if first is None:
+        return args
+    return [*rest[:first], flag, *values, *rest[first:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. A user error (:class:`nafrl.errors.NafrlError`, a permission or disk
     error, memory exhaustion) prints one line on stderr and exits 2; ``--debug`` (anywhere on
@@ -322,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("NAFRL_DEBUG", "") not in ("", "0")
-    args = [a for a in args if a != "--debug"]
+    args = _merge_repeated([a for a in args if a != "--debug"], "--only")
     try:
         app.cli(
             prog="nafrl",

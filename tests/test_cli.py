@@ -167,3 +167,24 @@ def test_render_and_record_commands(tmp_path):
     assert r.returncode == 0, r.stderr
     r = _nafrl("record", str(run), "--out", str(tmp_path / "p.mp4"))
     assert r.returncode == 0 and (tmp_path / "p.mp4").stat().st_size > 1000, r.stderr
+
+
+def test_a_repeated_only_keeps_every_pattern(tmp_path, monkeypatch):
+    # tyro keeps only the last of a repeated list flag; `--only A --only B` once ran B alone.
+    from nafrl import cli
+    from nafrl.experiments import sweep as sweep_mod
+
+    seen = {}
+
+    def fake_run_sweep(target, out, **kw):
+        seen["only"] = kw["only"]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(sweep_mod, "run_sweep", fake_run_sweep)
+    spec = tmp_path / "s.toml"
+    spec.write_text("")
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "run", str(spec), "--only", "a*", "b*", "--out", str(tmp_path),
+                  "--only=c*", "--only", "d*"])  # fmt: skip
+    assert seen["only"] == ("a*", "b*", "c*", "d*")
+    assert cli._merge_repeated(["sweep", "status", "x"], "--only") == ["sweep", "status", "x"]
