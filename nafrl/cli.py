@@ -163,9 +163,10 @@ def sweep(
     [--address ADDR]`` runs every run of a TOML spec (or ``--paper table1|table2|section63|fig3
     --budget paper|laptop``: the paper's protocols) into DIR, skipping finished runs and
     resuming partial ones; ``--only PATTERN ...`` runs just the runs whose ids match a shell
-    pattern, in the patterns' order (a repeated ``--only`` adds its patterns); ``--deadline HH:MM`` (or ``2h30m``) starts only the runs
-    whose estimated time ends before it and leaves the rest for a later call; ``nafrl sweep
-    status DIR`` and ``nafrl sweep report DIR`` read it."""
+    pattern, in the patterns' order (a repeated ``--only`` adds its patterns); ``--deadline
+    HH:MM`` (or ``2h30m``) starts only the runs whose estimated time ends before it and leaves
+    the rest for a later call; ``nafrl sweep status DIR`` and ``nafrl sweep report DIR`` read
+    it."""
     from nafrl.experiments import report as report_mod
     from nafrl.experiments.spec import SpecError
     from nafrl.runs import RunError

@@ -60,6 +60,17 @@ def configure_process(threads: int | None = None, xla_defaults: bool | None = No
         if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
             flags = f"{flags} --xla_cpu_multi_thread_eigen=false"
         set_blas_threads(threads)
+    bare = [tok for tok in flags.split() if not tok.startswith("-")]
+    if bare:
+        # XLA's parser stops at the first token without dashes and drops every flag after it,
+        # unknown ones included, without a word (measured with jaxlib 0.10).
+        import warnings
+
+        warnings.warn(
+            f"XLA_FLAGS={flags!r}: {bare[0]!r} is not a --flag, so XLA ignores it and every "
+            "flag after it; write each flag as --name=value",
+            stacklevel=2,
+        )
     if flags:
         os.environ["XLA_FLAGS"] = flags.strip()
     _guard_requested_backend()

@@ -683,3 +683,20 @@ def test_9_configs_saved_before_the_ddpg_actor_rate_default_still_validate():
     assert validate_for_algo(old, "ddpg").actor_learning_rate is None
     with pytest.raises(ConfigError, match="NAF does not support actor_learning_rate"):
         validate_for_algo(make_config(actor_learning_rate=1e-3), "naf")
+
+
+def test_a_sweep_worker_gets_every_xla_flag(tmp_path, monkeypatch):
+    # A bare token in XLA_FLAGS makes XLA drop every flag after it: the sweep's workers ran
+    # without the YNNPACK flag until 2026-12-07 because of one.
+    from nafrl.experiments.sweep import worker_env
+
+    code = "import os, nafrl; print(os.environ['XLA_FLAGS'])"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | worker_env(tmp_path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tokens = r.stdout.split()
+    assert all(t.startswith("--") for t in tokens), tokens
+    assert {"--xla_cpu_multi_thread_eigen=false", runtime.XLA_DEFAULT_FLAG} <= set(tokens)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false bare")
+    with pytest.warns(UserWarning, match="'bare' is not a --flag"):
+        runtime.configure_process()

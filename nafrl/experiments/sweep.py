@@ -44,8 +44,11 @@ from nafrl.runs import read_json, write_json_atomic
 
 #: Environment of every worker, set before it imports JAX or NumPy: one thread each, so N
 #: workers on N cores do not fight over them (issue 11; XLA's Eigen pool, OpenMP, BLAS).
+#: Every XLA flag needs its ``--``: until 2026-12-07 a bare ``intra_op_parallelism_threads=1``
+#: stood here, and XLA ignored every flag after it, so the workers ran without the
+#: YNNPACK flag that ``import nafrl`` appends (runtime.XLA_DEFAULT_FLAG).
 THREAD_ENV: dict[str, str] = {
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
