@@ -44,11 +44,14 @@ from nafrl.runs import read_json, write_json_atomic
 
 #: Environment of every worker, set before it imports JAX or NumPy: one thread each, so N
 #: workers on N cores do not fight over them (issue 11; XLA's Eigen pool, OpenMP, BLAS).
-#: Every XLA flag needs its ``--``: until 2026-12-07 a bare ``intra_op_parallelism_threads=1``
-#: stood here, and XLA ignored every flag after it, so the workers ran without the
-#: YNNPACK flag that ``import nafrl`` appends (runtime.XLA_DEFAULT_FLAG).
+#: Without YNNPACK (``NAFRL_XLA_DEFAULTS=0``): its 5-10% gain was measured with XLA's
+#: thread pool; on one thread it was 6% slower (median of 7 alternating pairs of NAF update
+#: timings, 2026-12-07). Until that day a bare ``intra_op_parallelism_threads=1`` stood in
+#: XLA_FLAGS here, after which XLA ignores every flag, the appended YNN one included; the
+#: workers' numerics are the same as then.
 THREAD_ENV: dict[str, str] = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
+    "NAFRL_XLA_DEFAULTS": "0",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
