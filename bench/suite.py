@@ -18,7 +18,10 @@ defaults can be *adopted* instead of rerun (``python bench/suite.py adopt ...``,
 ``OffPolicyAgent`` with the same seeding and test cadence, so the training is the same
 function of the seed (measured: NAF's suite run on Reacher-v5 seed 0 and its reliability
 run with the same Config have identical test returns to the last digit at every one of
-the 200 tests). The one difference is the final test: the last 5-episode test of the
+the 200 tests; the two differ in XLA flags, reliability.py running with YNNPACK and the
+sweep's workers without, which left those numbers equal but need not on every task: with
+the paper's networks on canada2d the two diverge from the first update, 2026-12-07). The
+other difference is the final test: the last 5-episode test of the
 reliability run instead of a 10-episode test at the budget; the report says which runs
 were adopted.
 
