@@ -32,6 +32,15 @@ def keep(work: Path) -> list[Path]:
     return sorted(set(out))
 
 
+def run_name(folder: Path) -> str:
+    """A run folder's name for the commit message: the sweep runner's folders are named by
+    their run id; the suite's SB3 and adopted folders are just ``seedN``, so these get their
+    agent and task (``sb3-td3/Reacher-v5/seed0``)."""
+    if folder.name.startswith("seed") and len(folder.parts) >= 3:
+        return "/".join(folder.parts[-3:])
+    return folder.name
+
+
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=repo, check=True, capture_output=True, text=True
@@ -45,7 +54,7 @@ def commit_new(works: list[Path], repo: Path) -> list[str]:
     tracked = set(_git(repo, "ls-files", "-z", "--", *specs).split("\0"))
     files = [p.resolve().relative_to(repo.resolve()).as_posix() for w in works for p in keep(w)]
     new_runs = sorted(
-        {Path(f).parent.name for f in files if f.endswith("/done.json") and f not in tracked}
+        {run_name(Path(f).parent) for f in files if f.endswith("/done.json") and f not in tracked}
     )
     if not new_runs:
         return []

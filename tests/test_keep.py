@@ -53,3 +53,8 @@ def test_commit_new_commits_each_finished_run_once_and_no_checkpoint(tmp_path):
     (work / "runs" / "b" / "done.json").write_text("{}")
     assert keep.commit_new([work], repo) == ["b"]
     assert len(_git(repo, "log", "--format=%h").split()) == 3
+
+
+def test_run_names_say_which_seed_folder_of_which_agent_and_task():
+    assert keep.run_name(Path("w/runs/naf-reacher-v1-s0-ab12")) == "naf-reacher-v1-s0-ab12"
+    assert keep.run_name(Path("w/sb3/sb3-td3/Reacher-v5/seed0")) == "sb3-td3/Reacher-v5/seed0"
