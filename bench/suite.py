@@ -711,6 +711,18 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
     return result
 
 
+OUT_HELP = "report folder (default: the suite's for the suite's --work, else --work's parent)"
+
+
+def report_dir(work: Path, out: Path | None) -> Path:
+    """Where the report goes: ``out`` if given; the suite's results folder for the suite's own
+    work folder; otherwise the parent of ``work``, so a side run (another budget, say) does not
+    overwrite the suite's report (one did, 2026-12-07)."""
+    if out is not None:
+        return out
+    return RESULTS if work.resolve() == WORK.resolve() else work.resolve().parent
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -723,7 +735,7 @@ def main(argv: list[str] | None = None) -> None:
         "--steps", type=int, default=None, help="override every task's budget (smoke runs)"
     )
     r.add_argument("--work", type=Path, default=WORK)
-    r.add_argument("--out", type=Path, default=RESULTS)
+    r.add_argument("--out", type=Path, default=None, help=OUT_HELP)
     r.add_argument(
         "--deadline",
         default=None,
@@ -731,7 +743,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p = sub.add_parser("report", help="write the report from the finished runs")
     p.add_argument("--work", type=Path, default=WORK)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=None, help=OUT_HELP)
     p.add_argument("--note", default="", help="a paragraph for the report (scale, machine)")
     ad = sub.add_parser(
         "adopt", help="take finished bench/reliability.py runs of today's defaults as suite runs"
@@ -780,7 +792,7 @@ def main(argv: list[str] | None = None) -> None:
 
         until = parse_deadline(a.deadline) if a.deadline else None
         run_suite(a.tasks, a.seeds, a.agents, a.workers, a.steps, a.work, until)
-    report(a.work, a.out, getattr(a, "note", ""))
+    report(a.work, report_dir(a.work, a.out), getattr(a, "note", ""))
 
 
 if __name__ == "__main__":

@@ -80,3 +80,10 @@ def test_adopt_refuses_other_test_cadence_and_unrecorded_configs(tmp_path):
     src = _reliability_run(tmp_path / "d", "default", None)
     (dst,) = suite.adopt("naf", TASK, src, "default", [0], tmp_path / "work", legacy=True)
     assert "legacy" in json.loads((dst / "done.json").read_text())["checked"]
+
+
+def test_a_side_run_reports_beside_its_own_work_folder(tmp_path):
+    assert suite.report_dir(suite.WORK, None) == suite.RESULTS
+    side = tmp_path / "hopper-300k" / "work"
+    assert suite.report_dir(side, None) == tmp_path / "hopper-300k"
+    assert suite.report_dir(side, tmp_path / "elsewhere") == tmp_path / "elsewhere"
