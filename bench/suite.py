@@ -711,16 +711,14 @@ def report(work: Path, out: Path, note: str = "") -> dict[str, Any]:
     return result
 
 
-OUT_HELP = "report folder (default: the suite's for the suite's --work, else --work's parent)"
+OUT_HELP = "report folder (default: the parent of --work)"
 
 
 def report_dir(work: Path, out: Path | None) -> Path:
-    """Where the report goes: ``out`` if given; the suite's results folder for the suite's own
-    work folder; otherwise the parent of ``work``, so a side run (another budget, say) does not
-    overwrite the suite's report (one did, 2026-12-07)."""
-    if out is not None:
-        return out
-    return RESULTS if work.resolve() == WORK.resolve() else work.resolve().parent
+    """Where the report goes: ``out`` if given, else the parent of ``work`` (the suite's own
+    ``WORK`` sits in ``RESULTS``), so a side run (another budget, say) does not overwrite the
+    suite's report (one did, 2026-12-07)."""
+    return out if out is not None else work.resolve().parent
 
 
 def main(argv: list[str] | None = None) -> None:
