@@ -20,6 +20,12 @@ Writes ``<out>/<algo>/<variant>/seed<k>.csv`` and prints one line per test. With
 how much of the action box?) and writes nothing:
 
     python bench/flip.py --warmup-data --seeds 0 1 3 [--variant warmup=uniform]
+
+With ``--runs`` it trains nothing and runs the same test on the final policy of each saved
+run folder (its ``checkpoint.npz``, on the run's own task; any MuJoCo cheetah whose qpos[2]
+is the torso's pitch, as nafrl/Cheetah-v1's is):
+
+    python bench/flip.py --runs bench/results/paper/table2/work/runs/naf-cheetah-v1-*
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 from reliability import parse_variant  # bench/ is on the path when run as a script
 
-from nafrl.api import agent_class
+from nafrl.api import OffPolicyAgent, agent_class
 from nafrl.logger import write_rows_atomic
 
 PITCH = 1  # index of rooty in HalfCheetah-v5's observation
@@ -45,12 +51,13 @@ def pose_test(model: Any, env: gym.Env, seed: int = 123) -> dict[str, float]:
     while not done:
         obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
         ret += float(r)
-        pitch.append(float(obs[PITCH]))
+        pitch.append(float(env.unwrapped.data.qpos[2]))  # rooty, from the simulator itself
         done = term or trunc
-    p = np.asarray(pitch)
+    z = np.exp(1j * np.asarray(pitch))  # rooty winds past +-pi: average it on the circle
+    p = np.angle(z)
     return {
         "test_return": ret,
-        "pitch_mean": float(p.mean()),
+        "pitch_mean": float(np.angle(z.mean())),
         "on_back": float(np.mean(np.abs(p) > np.pi / 2)),
     }
 
@@ -109,7 +116,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--warmup-data", action="store_true", help="only describe the warm-up transitions"
     )
+    ap.add_argument(
+        "--runs", type=Path, nargs="+", default=None, help="test saved run folders' policies"
+    )
     a = ap.parse_args(argv)
+    if a.runs:
+        for d in a.runs:
+            if not (d / "checkpoint.npz").is_file():
+                print(f"{d}: no checkpoint.npz, skipped")
+                continue
+            model = OffPolicyAgent.load(d / "checkpoint.npz", tensorboard=False)
+            row = pose_test(model, model.env)
+            print(
+                f"{d.name}: return {row['test_return']:.2f} pitch {row['pitch_mean']:+.2f}"
+                f" on back {row['on_back']:.2f}",
+                flush=True,
+            )
+        return
     if a.warmup_data:
         for s in a.seeds:
             stats = warmup_data(a.algo, s, a.variant)
