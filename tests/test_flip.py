@@ -1,6 +1,5 @@
 """bench/flip.py: the pose test that tells a cheetah running on its back from an upright one."""
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,12 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-_bench = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(_bench))
-_spec = importlib.util.spec_from_file_location("flip", _bench / "flip.py")
-assert _spec is not None and _spec.loader is not None
-flip = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(flip)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import flip  # noqa: E402  (bench/ is not a package; flip.py imports its neighbours)
 
 
 class _PitchScript(gym.Env):
