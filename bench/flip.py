@@ -44,6 +44,12 @@ from nafrl.logger import write_rows_atomic
 PITCH = 1  # index of rooty in HalfCheetah-v5's observation
 
 
+def on_back(pitch: np.ndarray) -> float:
+    """Fraction of pitches (rad) more than pi/2 from upright; rooty winds past +-pi, so the
+    angle is wrapped first."""
+    return float(np.mean(np.abs(np.angle(np.exp(1j * np.asarray(pitch)))) > np.pi / 2))
+
+
 def pose_test(model: Any, env: gym.Env, seed: int = 123) -> dict[str, float]:
     """One deterministic episode: its return, mean pitch and fraction of steps on the back."""
     obs, _ = env.reset(seed=seed)
@@ -53,12 +59,10 @@ def pose_test(model: Any, env: gym.Env, seed: int = 123) -> dict[str, float]:
         ret += float(r)
         pitch.append(float(env.unwrapped.data.qpos[2]))  # rooty, from the simulator itself
         done = term or trunc
-    z = np.exp(1j * np.asarray(pitch))  # rooty winds past +-pi: average it on the circle
-    p = np.angle(z)
     return {
         "test_return": ret,
-        "pitch_mean": float(np.angle(z.mean())),
-        "on_back": float(np.mean(np.abs(p) > np.pi / 2)),
+        "pitch_mean": float(np.angle(np.exp(1j * np.asarray(pitch)).mean())),  # on the circle
+        "on_back": on_back(np.asarray(pitch)),
     }
 
 
@@ -100,7 +104,7 @@ def warmup_data(algo: str, seed: int, variant: str) -> dict[str, float]:
     model.learn(n)
     data = model.buffer.gather(np.arange(n), ("obs", "action"))
     return {
-        "on_back": float(np.mean(np.abs(data["obs"][:, PITCH]) > np.pi / 2)),
+        "on_back": on_back(data["obs"][:, PITCH]),
         "mean_abs_action": float(np.mean(np.abs(data["action"]))),
     }
 
