@@ -85,12 +85,14 @@ REFERENCE_RUN_OVERHEAD = 10.0
 #: 3.2x model-free on section 6.3's reacher (batch norm off, 71 against 22 ms per step) and
 #: 7x on Table 2's (batch norm on, 143 against 20 ms beside each other); 1 + 0.5 l between.
 IMAGINATION_COST_PER_STEP_OF_L = 0.5
-#: A guided step (planner driving the episode) in model-free steps, by (model, planner): a
-#: true-model MPC step on the reacher is 60 ms on a quiet machine and 140 ms on a loaded one
-#: (bench/simulator.py) against model-free steps of 2.9 and 12 ms; full-horizon iLQG with
-#: the simulator replans once per episode with ~20 iterations, about half that per step;
-#: planning through fitted models is jitted and cheap.
-GUIDED_STEP_COST: dict[tuple[str, str], float] = {("true", "mpc"): 20.0, ("true", "ilqg"): 10.0}
+#: A guided step (planner driving the episode) in model-free steps, by (model, planner).
+#: True-model MPC: in Table 2's reacher 0.5 MPC run (2026-12-07, one pinned core) the guided
+#: episodes ran at a median 11.8 env steps/s against 121 for the same run's other episodes,
+#: 10.3x (the earlier guess of 20, from bench/simulator.py's MPC step on a loaded machine
+#: against an unloaded model-free step, doubled the estimate). Full-horizon iLQG with the
+#: simulator replans once per episode with ~20 iterations: 10, half the old MPC guess, not
+#: re-measured. Planning through fitted models is jitted and cheap.
+GUIDED_STEP_COST: dict[tuple[str, str], float] = {("true", "mpc"): 10.0, ("true", "ilqg"): 10.0}
 
 
 def step_cost(cfg: Any, episodes: int | None = None) -> float:
