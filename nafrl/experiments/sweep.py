@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
+import json
 import os
 import re
 import signal
@@ -421,33 +422,57 @@ def estimate(
 
     run_cost = {r.id: weight(r) for r in runs}
     total = sum(steps(r) for r in runs)
-    remaining = 0
-    cost = 0.0  # model-free-equivalent steps: each run's steps times its step_cost
-    for r in todo:
-        left = max(0, steps(r) - _progress(folders[r.id]))
-        remaining += left
-        cost += left * run_cost[r.id]
     rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
     if finished:  # calibrate on this machine, in the same units
         work = sum(d["num_timesteps"] * run_cost[r.id] for r, d in finished)
         rate = work / sum(d["wall_time"] for _, d in finished)
         source = f"measured on the {len(finished)} finished run(s) here"
-    seconds = (cost / rate + REFERENCE_RUN_OVERHEAD * len(todo)) / max(1, workers)
+    # Seconds per env step of each run, from the closest measurement: the finished seeds of
+    # the same run (same algorithm, task, budget and config), else the task's finished runs
+    # weighted by step_cost, else every finished run. Tasks differ (Table 2's model-free
+    # reacher ran 45-65 env steps/s, with its short episodes and frequent tests, against
+    # 109-120 on the cheetah), and a step_cost is a guess that a sibling's wall time is not.
+    by_column: dict[str, list[float]] = {}
+    by_task: dict[str, list[tuple[float, float]]] = {}
+    for r, d in finished:
+        if d.get("num_timesteps", 0) > 0:
+            by_column.setdefault(_column(r), []).append(d["wall_time"] / d["num_timesteps"])
+            by_task.setdefault(r.spec.env, []).append(
+                (d["num_timesteps"] * run_cost[r.id], d["wall_time"])
+            )
+
+    def step_seconds(r: PlannedRun) -> float:
+        if seen := by_column.get(_column(r)):
+            return sum(seen) / len(seen)
+        if seen_task := by_task.get(r.spec.env):
+            return run_cost[r.id] * sum(t for _, t in seen_task) / sum(w for w, _ in seen_task)
+        return run_cost[r.id] / rate
+
+    left = {r.id: max(0, steps(r) - _progress(folders[r.id])) for r in todo}
+    per_step = {r.id: step_seconds(r) for r in todo}
     run_seconds = {  # one worker's time for each selected run
-        r.id: max(0, steps(r) - _progress(folders[r.id])) * run_cost[r.id] / rate
-        + REFERENCE_RUN_OVERHEAD
-        for r in todo
+        r.id: left[r.id] * per_step[r.id] + REFERENCE_RUN_OVERHEAD for r in todo
     }
     return {
         "run_seconds": run_seconds,
         "total_steps": total,
-        "remaining_steps": remaining,
-        "remaining_cost": cost,
+        "remaining_steps": sum(left.values()),
+        "remaining_cost": sum(left[r.id] * per_step[r.id] for r in todo),  # seconds
         "rate": rate,
         "rate_source": source,
-        "seconds": seconds,
+        "seconds": sum(run_seconds.values()) / max(1, workers),
         "run_cost": run_cost,
+        "step_seconds": per_step,
     }
+
+
+def _column(r: PlannedRun) -> str:
+    """A run without its seed: runs with the same column cost the same per env step."""
+    return json.dumps(
+        [r.spec.algo, r.spec.env, dict(r.spec.budget), r.spec.config.to_dict()],
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _check_patterns(runs: Sequence[PlannedRun], patterns: Sequence[str]) -> None:
@@ -612,7 +637,8 @@ class _Monitor:
         # The runs in view: those finished and those to run (not those left out by --only).
         self.runs = {r.id: r for r in runs if r.id in finished or r.id in todo_ids}
         self.folders = folders
-        self.cost = est["run_cost"]  # per env step, so that the ETA weighs runs as estimate()
+        # Estimated seconds per env step, so that the ETA weighs runs as estimate() does.
+        self.cost = est["step_seconds"]
         self.slots = slots
         self.done = finished - todo_ids
         self.running: dict[str, int] = {}  # id -> steps at start

@@ -395,6 +395,47 @@ def test_the_estimate_weighs_imagination_and_planner_driven_steps(tmp_path):
     assert est["run_seconds"] == {mb.id: pytest.approx(steps * want / 200.0 + 10.0)}
 
 
+def test_the_estimate_times_a_run_by_its_finished_seeds_then_its_task_then_all_runs(tmp_path):
+    """Each run's seconds per env step come from the closest measurement: the same run's
+    finished seeds, else the task's finished runs (weighted by step_cost), else every
+    finished run, so a slow task does not borrow a fast task's rate."""
+    from nafrl.experiments.sweep import REFERENCE_RUN_OVERHEAD, estimate, step_cost
+
+    tasks = ["nafrl/Reacher-v1", "nafrl/Cheetah-v1", "nafrl/Canada2d-v1"]
+    imr = {"model": "true", "imagination_length": 10}
+    spec = SweepSpec(
+        "t", ["naf"], tasks, [0, 1], {"steps": 1000}, variants={"none": {}, "imr": imr}
+    )
+    runs = {
+        (r.spec.env.split("/")[1][:3], r.point["variant"], r.spec.seed): r for r in expand(spec)
+    }
+    folders = {r.id: tmp_path / r.id for r in runs.values()}
+    for f in folders.values():
+        f.mkdir()
+    # The reacher's model-free seed 0 ran at 50 env steps/s, the cheetah's at 200.
+    for key, wall in {("Rea", "none", 0): 20.0, ("Che", "none", 0): 5.0}.items():
+        (folders[runs[key].id] / "done.json").write_text(
+            json.dumps({"num_timesteps": 1000, "wall_time": wall})
+        )
+    todo = [runs[k] for k in [("Rea", "none", 1), ("Rea", "imr", 0), ("Che", "imr", 0),
+                              ("Can", "none", 0)]]  # fmt: skip
+    est = estimate(list(runs.values()), todo, folders, workers=2)
+    cost = step_cost(runs[("Rea", "imr", 0)].spec.config)
+    assert cost > 1
+    want = {
+        ("Rea", "none", 1): 1 / 50,  # its seed 0
+        ("Rea", "imr", 0): cost / 50,  # the reacher's rate, times the imagination's cost
+        ("Che", "imr", 0): cost / 200,  # the cheetah's
+        ("Can", "none", 0): 25 / 2000,  # nothing on canada2d: all runs, 2000 steps in 25 s
+    }
+    for key, sec in want.items():
+        rid = runs[key].id
+        assert est["step_seconds"][rid] == pytest.approx(sec)
+        assert est["run_seconds"][rid] == pytest.approx(1000 * sec + REFERENCE_RUN_OVERHEAD)
+    assert est["seconds"] == pytest.approx(sum(est["run_seconds"].values()) / 2)
+    assert est["remaining_cost"] == pytest.approx(1000 * sum(want.values()))
+
+
 def test_the_estimate_counts_the_episode_length_finished_runs_of_the_task_had(tmp_path):
     """An episode budget on a task with terminal states: the remaining runs count the mean
     episode length of the finished runs of that task and algorithm (then of the task), not
