@@ -146,10 +146,17 @@ def load_spec(path: str | Path) -> SweepSpec:
     return SweepSpec.from_dict(data, source=str(path))
 
 
-def run_id(spec: RunSpec, point: Mapping[str, Any]) -> str:
-    """Stable id: readable prefix + hash of the run's content (all but its budget)."""
+def run_content(spec: RunSpec) -> dict[str, Any]:
+    """What identifies a run: its ``config.json`` layout without the budget, the config
+    without options added later at their neutral values."""
     content = {k: v for k, v in spec.to_dict().items() if k != "budget"}
     content["config"] = identity_dict(spec.config)
+    return content
+
+
+def run_id(spec: RunSpec, point: Mapping[str, Any]) -> str:
+    """Stable id: readable prefix + hash of the run's content (all but its budget)."""
+    content = run_content(spec)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
     task = spec.env.split("/")[-1].lower()
     parts = [spec.algo, task]

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nafrl.config import with_added_fields
-from nafrl.experiments.spec import PlannedRun, SpecError, SweepSpec, expand
+from nafrl.experiments.spec import PlannedRun, SpecError, SweepSpec, expand, run_content
 from nafrl.runs import read_json, write_json_atomic
 
 #: Environment of every worker, set before it imports JAX or NumPy: one thread each, so N
@@ -424,8 +424,8 @@ def estimate(
     total = sum(steps(r) for r in runs)
     rate, source = REFERENCE_STEPS_PER_SEC, "reference figure measured on a 2-core machine"
     if finished:  # calibrate on this machine, in the same units
-        work = sum(d["num_timesteps"] * run_cost[r.id] for r, d in finished)
-        rate = work / sum(d["wall_time"] for _, d in finished)
+        done_work = sum(d["num_timesteps"] * run_cost[r.id] for r, d in finished)
+        rate = done_work / sum(d["wall_time"] for _, d in finished)
         source = f"measured on the {len(finished)} finished run(s) here"
     # Seconds per env step of each run, from the closest measurement: the finished seeds of
     # the same run (same algorithm, task, budget and config), else the task's finished runs
@@ -450,29 +450,25 @@ def estimate(
 
     left = {r.id: max(0, steps(r) - _progress(folders[r.id])) for r in todo}
     per_step = {r.id: step_seconds(r) for r in todo}
-    run_seconds = {  # one worker's time for each selected run
-        r.id: left[r.id] * per_step[r.id] + REFERENCE_RUN_OVERHEAD for r in todo
-    }
+    work = {r.id: left[r.id] * per_step[r.id] for r in todo}  # one worker's seconds
+    run_seconds = {rid: w + REFERENCE_RUN_OVERHEAD for rid, w in work.items()}
     return {
         "run_seconds": run_seconds,
         "total_steps": total,
         "remaining_steps": sum(left.values()),
-        "remaining_cost": sum(left[r.id] * per_step[r.id] for r in todo),  # seconds
+        "remaining_seconds": sum(work.values()),  # one worker's, without the overheads
         "rate": rate,
         "rate_source": source,
         "seconds": sum(run_seconds.values()) / max(1, workers),
-        "run_cost": run_cost,
         "step_seconds": per_step,
     }
 
 
 def _column(r: PlannedRun) -> str:
-    """A run without its seed: runs with the same column cost the same per env step."""
-    return json.dumps(
-        [r.spec.algo, r.spec.env, dict(r.spec.budget), r.spec.config.to_dict()],
-        sort_keys=True,
-        default=str,
-    )
+    """A run without its seed (its content and budget): runs with the same column cost the
+    same per env step."""
+    content = {k: v for k, v in run_content(r.spec).items() if k != "seed"}
+    return json.dumps([content, dict(r.spec.budget)], sort_keys=True, default=str)
 
 
 def _check_patterns(runs: Sequence[PlannedRun], patterns: Sequence[str]) -> None:
@@ -638,7 +634,7 @@ class _Monitor:
         self.runs = {r.id: r for r in runs if r.id in finished or r.id in todo_ids}
         self.folders = folders
         # Estimated seconds per env step, so that the ETA weighs runs as estimate() does.
-        self.cost = est["step_seconds"]
+        self.step_seconds = est["step_seconds"]
         self.slots = slots
         self.done = finished - todo_ids
         self.running: dict[str, int] = {}  # id -> steps at start
@@ -649,7 +645,7 @@ class _Monitor:
             self._note_best(rid, (d.get("final_eval") or {}).get("test_return"))
         self.t0 = time.perf_counter()
         self.work_this_session = 0.0
-        self.remaining0 = est["remaining_cost"]
+        self.remaining0 = est["remaining_seconds"]
         self.eta0 = est["seconds"]
         self.console = Console(stderr=False)
         self.live = None
@@ -667,7 +663,7 @@ class _Monitor:
     def finished(self, rid: str, res: dict[str, Any]) -> None:
         start = self.running.pop(rid, 0)
         steps = max(0, int(res.get("num_timesteps", start)) - start)
-        self.work_this_session += steps * self.cost[rid]
+        self.work_this_session += steps * self.step_seconds[rid]
         status = res.get("status")
         if status == "done":
             self.done.add(rid)
@@ -704,7 +700,8 @@ class _Monitor:
     def _eta(self) -> float:
         elapsed = time.perf_counter() - self.t0
         running = sum(
-            max(0, _progress(self.folders[r]) - s) * self.cost[r] for r, s in self.running.items()
+            max(0, _progress(self.folders[r]) - s) * self.step_seconds[r]
+            for r, s in self.running.items()
         )
         done = self.work_this_session + running
         left = max(0.0, self.remaining0 - done)

@@ -433,7 +433,7 @@ def test_the_estimate_times_a_run_by_its_finished_seeds_then_its_task_then_all_r
         assert est["step_seconds"][rid] == pytest.approx(sec)
         assert est["run_seconds"][rid] == pytest.approx(1000 * sec + REFERENCE_RUN_OVERHEAD)
     assert est["seconds"] == pytest.approx(sum(est["run_seconds"].values()) / 2)
-    assert est["remaining_cost"] == pytest.approx(1000 * sum(want.values()))
+    assert est["remaining_seconds"] == pytest.approx(1000 * sum(want.values()))
 
 
 def test_the_estimate_counts_the_episode_length_finished_runs_of_the_task_had(tmp_path):
